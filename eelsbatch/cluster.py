@@ -1,0 +1,134 @@
+"""Where the work runs: a local Dask cluster, an existing scheduler, or SLURM through dask-jobqueue.
+
+Every command that computes (``synth``, ``map``) takes the same :class:`ClusterOptions` and
+runs its per-chunk functions on the client that :func:`open_client` yields, so the
+executor can be swapped without touching the science.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from distributed import Client, LocalCluster
+
+from eelsbatch.errors import EelsbatchError
+
+ClusterKind = Literal["local", "slurm"]
+
+
+@dataclasses.dataclass
+class ClusterOptions:
+    """How to get Dask workers.
+
+    Parameters
+    ----------
+    cluster
+        ``"local"`` (a LocalCluster on this machine) or ``"slurm"`` (dask-jobqueue SLURMCluster).
+    scheduler
+        Address of an existing scheduler (``tcp://host:8786``); overrides ``cluster``.
+    n_workers
+        Local worker processes (default: one per core).
+    threads_per_worker
+        Threads per local worker; torch uses as many intra-op threads (default 1).
+    queue, account, walltime, cores, memory, jobs, gpus_per_job
+        SLURM partition, account, job walltime (``HH:MM:SS``), cores and memory per job, number
+        of jobs, and GPUs per job (mapped to ``--gres=gpu:N`` and one worker per GPU).
+    job_extra
+        Further ``#SBATCH`` directives.
+    """
+
+    cluster: ClusterKind = "local"
+    scheduler: str | None = None
+    n_workers: int | None = None
+    threads_per_worker: int = 1
+    queue: str | None = None
+    account: str | None = None
+    walltime: str = "01:00:00"
+    cores: int = 1
+    memory: str = "4GB"
+    jobs: int = 1
+    gpus_per_job: int = 0
+    job_extra: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_file(cls, path: Path, **overrides: object) -> "ClusterOptions":
+        """Read options from a YAML file whose keys are this class's fields.
+
+        Parameters
+        ----------
+        path
+            YAML file, for example ``workflows/slurm-gpu.yaml``.
+        **overrides
+            Values given on the command line; ``None`` means "not given" and keeps the file's value.
+        """
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise EelsbatchError(path, f"cannot read cluster configuration ({error.__class__.__name__})") from None
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise EelsbatchError(path, f"unknown cluster option(s): {', '.join(unknown)}")
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def local_core_count() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _local_cluster(options: ClusterOptions) -> LocalCluster:
+    threads = max(1, options.threads_per_worker)
+    n_workers = options.n_workers or max(1, local_core_count() // threads)
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+    )
+
+
+def _slurm_cluster(options: ClusterOptions):
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        raise EelsbatchError(None, "--cluster slurm: SLURM is not installed here (no sbatch/squeue on PATH)")
+    from eelsbatch.slurm import slurm_cluster
+
+    return slurm_cluster(options)
+
+
+@contextlib.contextmanager
+def open_client(options: ClusterOptions | None = None) -> Iterator[Client]:
+    """Yield a Dask client for ``options`` and close what was started on exit.
+
+    Parameters
+    ----------
+    options
+        Where to run; default: a local cluster sized to this machine.
+
+    Raises
+    ------
+    EelsbatchError
+        If the scheduler cannot be reached or SLURM is not available.
+    """
+    options = options or ClusterOptions()
+    if options.scheduler:
+        try:
+            client = Client(options.scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as error:
+            raise EelsbatchError(options.scheduler, f"cannot reach the Dask scheduler ({error.__class__.__name__})") from None
+        with client:
+            yield client
+        return
+    cluster = _slurm_cluster(options) if options.cluster == "slurm" else _local_cluster(options)
+    with cluster, Client(cluster) as client:
+        yield client

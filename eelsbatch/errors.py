@@ -1,0 +1,22 @@
+"""The one error type that the command line turns into a one-line message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EelsbatchError(Exception):
+    """A problem with user input, reported as one line naming the file and the problem.
+
+    Parameters
+    ----------
+    path
+        The file, store or address at fault (``None`` where no file is involved).
+    problem
+        What is wrong, in words a user can act on.
+    """
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path else problem)
