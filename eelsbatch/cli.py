@@ -7,9 +7,12 @@ Each command parses its options and calls one function of the package. Any
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+from eelsbatch.cluster import ClusterOptions
 from eelsbatch.errors import EelsbatchError
 
 app = typer.Typer(
@@ -23,6 +26,59 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Find core-loss edges in every pixel of EELS spectrum images."""
+
+
+_CLUSTER = "Cluster"
+SchedulerOption = Annotated[Optional[str], typer.Option("--scheduler", help="Address of an existing Dask scheduler.", rich_help_panel=_CLUSTER)]
+ClusterKindOption = Annotated[str, typer.Option("--cluster", help="'local' (default) or 'slurm'.", rich_help_panel=_CLUSTER)]
+WorkersOption = Annotated[Optional[int], typer.Option("--workers", help="Local worker processes (default: one per core).", rich_help_panel=_CLUSTER)]
+ThreadsOption = Annotated[Optional[int], typer.Option("--threads-per-worker", help="Threads per worker (torch threads too).", rich_help_panel=_CLUSTER)]
+ClusterConfigOption = Annotated[Optional[Path], typer.Option("--cluster-config", help="YAML file of cluster options (see workflows/).", rich_help_panel=_CLUSTER)]
+QueueOption = Annotated[Optional[str], typer.Option("--queue", help="SLURM partition.", rich_help_panel=_CLUSTER)]
+AccountOption = Annotated[Optional[str], typer.Option("--account", help="SLURM account.", rich_help_panel=_CLUSTER)]
+WalltimeOption = Annotated[Optional[str], typer.Option("--walltime", help="SLURM job walltime, HH:MM:SS.", rich_help_panel=_CLUSTER)]
+CoresOption = Annotated[Optional[int], typer.Option("--cores", help="Cores per SLURM job.", rich_help_panel=_CLUSTER)]
+MemoryOption = Annotated[Optional[str], typer.Option("--memory", help="Memory per SLURM job, e.g. 16GB.", rich_help_panel=_CLUSTER)]
+JobsOption = Annotated[Optional[int], typer.Option("--jobs", help="Number of SLURM jobs.", rich_help_panel=_CLUSTER)]
+GpusOption = Annotated[Optional[int], typer.Option("--gpus-per-job", help="GPUs per SLURM job (--gres=gpu:N, one worker per GPU).", rich_help_panel=_CLUSTER)]
+
+
+def cluster_options(
+    scheduler: Optional[str] = None,
+    cluster: str = "local",
+    workers: Optional[int] = None,
+    threads_per_worker: Optional[int] = None,
+    cluster_config: Optional[Path] = None,
+    queue: Optional[str] = None,
+    account: Optional[str] = None,
+    walltime: Optional[str] = None,
+    cores: Optional[int] = None,
+    memory: Optional[str] = None,
+    jobs: Optional[int] = None,
+    gpus_per_job: Optional[int] = None,
+) -> ClusterOptions:
+    """Build :class:`ClusterOptions` from the shared cluster options of ``synth`` and ``map``.
+
+    Values given on the command line override those of ``--cluster-config``.
+    """
+    if cluster not in ("local", "slurm"):
+        raise EelsbatchError(None, f"--cluster must be 'local' or 'slurm', not {cluster!r}")
+    given = dict(
+        scheduler=scheduler,
+        cluster=cluster if cluster != "local" else None,
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        queue=queue,
+        account=account,
+        walltime=walltime,
+        cores=cores,
+        memory=memory,
+        jobs=jobs,
+        gpus_per_job=gpus_per_job,
+    )
+    if cluster_config is not None:
+        return ClusterOptions.from_file(cluster_config, **given)
+    return ClusterOptions(**{key: value for key, value in given.items() if value is not None})
 
 
 def main() -> None:
