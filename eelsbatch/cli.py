@@ -81,6 +81,38 @@ def cluster_options(
     return ClusterOptions(**{key: value for key, value in given.items() if value is not None})
 
 
+@app.command()
+def convert(
+    input: Annotated[Path, typer.Argument(help="Instrument file (.dm3, .dm4, .emd, .hspy, .zspy, .msa, .emi, ...).")],
+    output: Annotated[Path, typer.Argument(help="Zarr store to write, e.g. OUT.zarr.")],
+    signal: Annotated[Optional[str], typer.Option(help="Signal index or title where a file holds several (default: the core-loss EELS one).")] = None,
+    chunks: Annotated[Optional[str], typer.Option(help="Navigation chunk sizes, comma-separated (e.g. 64,64); default ~32 MB chunks.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
+) -> None:
+    """Convert an instrument file into a chunked, compressed Zarr store."""
+    from eelsbatch.io import open_spectrum_image, write_store
+
+    chunk_sizes = _parse_sizes(chunks, "--chunks") if chunks else None
+    counts = open_spectrum_image(input, signal=signal)
+    write_store(counts, output, chunks=chunk_sizes, overwrite=overwrite)
+    typer.echo(f"wrote {output} ({', '.join(f'{d}={n}' for d, n in counts.sizes.items())})")
+
+
+@app.command()
+def info(path: Annotated[Path, typer.Argument(help="Instrument file or eelsbatch store.")]) -> None:
+    """Describe an instrument file or a store: dims, energy axis, chunks, metadata, completeness."""
+    from eelsbatch.io._info import describe
+
+    typer.echo(describe(path))
+
+
+def _parse_sizes(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]
+    except ValueError:
+        raise EelsbatchError(None, f"{option} takes integers separated by commas, not {text!r}") from None
+
+
 def main() -> None:
     """Console entry point: run the app, turning input errors into one-line messages."""
     try:

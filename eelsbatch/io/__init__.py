@@ -1,0 +1,26 @@
+"""Instrument files in, chunked self-describing Zarr stores out.
+
+Readers come from RosettaSciIO (dispatch by file extension through ``rsciio.IO_PLUGINS``);
+the store is an xarray Dataset in Zarr with a ``counts`` variable whose last dim is ``energy``.
+"""
+
+from eelsbatch.io._reader import list_signals, open_spectrum_image
+from eelsbatch.io._store import (
+    COMPLETE_ATTR,
+    is_complete,
+    mark_complete,
+    mark_incomplete,
+    open_store,
+    write_store,
+)
+
+__all__ = [
+    "COMPLETE_ATTR",
+    "is_complete",
+    "list_signals",
+    "mark_complete",
+    "mark_incomplete",
+    "open_spectrum_image",
+    "open_store",
+    "write_store",
+]

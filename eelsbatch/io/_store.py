@@ -1,0 +1,175 @@
+"""Chunked Zarr stores written through xarray, with a completeness marker written last."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import dask
+import dask.array as da
+import xarray as xr
+import zarr
+
+from eelsbatch import __version__
+from eelsbatch.errors import EelsbatchError
+
+COMPLETE_ATTR = "eelsbatch_complete"
+KIND_ATTR = "eelsbatch_kind"
+TARGET_CHUNK_BYTES = 32 * 2**20
+
+
+def _group(path: Path, mode: str) -> zarr.Group:
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, OSError):
+        raise EelsbatchError(path, "is not a Zarr store") from None
+
+
+def mark_complete(path: str | Path) -> None:
+    """Mark the store at ``path`` complete; call only once every array is fully written."""
+    _group(Path(path), "r+").attrs[COMPLETE_ATTR] = True
+
+
+def mark_incomplete(path: str | Path) -> None:
+    """Mark the store at ``path`` as being written (nothing may trust it until :func:`mark_complete`)."""
+    _group(Path(path), "r+").attrs[COMPLETE_ATTR] = False
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether ``path`` is a Zarr store that its writer marked complete."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    try:
+        return bool(_group(path, "r").attrs.get(COMPLETE_ATTR, False))
+    except EelsbatchError:
+        return False
+
+
+def open_store(path: str | Path, kind: str = "spectrum_image") -> xr.Dataset:
+    """Open a complete eelsbatch store lazily.
+
+    Parameters
+    ----------
+    path
+        The store folder.
+    kind
+        What the store must hold: ``"spectrum_image"`` (from ``convert`` or ``synth --spectrum-image``),
+        ``"training_set"`` or ``"maps"``; ``None`` accepts any.
+
+    Raises
+    ------
+    EelsbatchError
+        If the path is missing, not a Zarr store, not complete, of another kind, or (for spectrum
+        images) lacks a ``counts`` variable with an ``energy`` coordinate.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EelsbatchError(path, "no such store")
+    attrs = _group(path, "r").attrs
+    if not attrs.get(COMPLETE_ATTR, False):
+        raise EelsbatchError(path, "store is not complete (interrupted or still being written)")
+    if kind is not None and attrs.get(KIND_ATTR) != kind:
+        raise EelsbatchError(path, f"is not a {kind.replace('_', ' ')} store (it holds {attrs.get(KIND_ATTR, 'unknown data')})")
+    dataset = xr.open_zarr(str(path), consolidated=False)
+    if kind == "spectrum_image":
+        if "counts" not in dataset or "energy" not in dataset["counts"].dims or "energy" not in dataset.coords:
+            raise EelsbatchError(path, "is not a spectrum image: no 'counts' variable with an 'energy' coordinate")
+    return dataset
+
+
+def prepare_output(path: Path, overwrite: bool) -> None:
+    """Refuse an existing output without ``overwrite``, or a folder that cannot be written."""
+    if path.exists() and not overwrite:
+        raise EelsbatchError(path, "output exists (use --overwrite to replace it)")
+    parent = path.parent
+    if not parent.is_dir():
+        raise EelsbatchError(path, "cannot write output: its parent folder does not exist")
+    probe = parent / f".{path.name}.probe-{uuid.uuid4().hex}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as error:
+        raise EelsbatchError(path, f"cannot write output ({error.strerror or error.__class__.__name__})") from None
+
+
+def navigation_chunks(
+    counts: xr.DataArray, chunks: Sequence[int] | None = None, target_bytes: int = TARGET_CHUNK_BYTES
+) -> dict[str, int | tuple[int, ...]]:
+    """Chunks that hold the whole energy axis and about ``target_bytes`` each (or the given sizes).
+
+    Parameters
+    ----------
+    counts
+        The spectrum image (``energy`` last).
+    chunks
+        Chunk sizes of the navigation dims, in order; default: automatic.
+    target_bytes
+        Size of an automatic chunk.
+    """
+    nav = [dim for dim in counts.dims if dim != "energy"]
+    if chunks is not None:
+        if len(chunks) != len(nav) or any(size < 1 for size in chunks):
+            raise EelsbatchError(None, f"--chunks needs {len(nav)} positive sizes for dims {', '.join(nav) or '(none)'}")
+        return {**dict(zip(nav, chunks)), "energy": counts.sizes["energy"]}
+    normalized = da.core.normalize_chunks(
+        ("auto",) * len(nav) + (-1,), counts.shape, limit=target_bytes, dtype=counts.dtype
+    )
+    return {dim: sizes for dim, sizes in zip(counts.dims, normalized)}
+
+
+def write_store(
+    counts: xr.DataArray,
+    output: str | Path,
+    chunks: Sequence[int] | None = None,
+    overwrite: bool = False,
+    extra: dict[str, xr.DataArray] | None = None,
+) -> Path:
+    """Stream a spectrum image into a compressed, chunked Zarr store.
+
+    The store is written under a hidden temporary name beside ``output``, marked complete, and only
+    then moved into place, so an interrupted write never leaves a store that looks complete.
+
+    Parameters
+    ----------
+    counts
+        Lazy ``counts`` DataArray with ``energy`` last (from :func:`open_spectrum_image`).
+    output
+        The store to create.
+    chunks
+        Navigation chunk sizes; default about 32 MB per chunk, whole energy axis.
+    overwrite
+        Replace an existing ``output``.
+    extra
+        Further variables to store beside ``counts`` (e.g. ground-truth maps of synthetic data).
+
+    Returns
+    -------
+    Path
+        ``output``.
+    """
+    output = Path(output)
+    prepare_output(output, overwrite)
+    counts = counts.chunk(navigation_chunks(counts, chunks))
+    attrs = {key: value for key, value in counts.attrs.items()}
+    dataset = xr.Dataset({"counts": counts.drop_attrs() if hasattr(counts, "drop_attrs") else counts, **(extra or {})})
+    dataset["counts"].attrs = {"units": "counts", "long_name": "electron counts"}
+    dataset.attrs = {**attrs, "eelsbatch_version": __version__, KIND_ATTR: "spectrum_image", COMPLETE_ATTR: False}
+    temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        with dask.config.set(scheduler="threads"):
+            dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=True)
+        mark_complete(temporary)
+        if output.exists():
+            shutil.rmtree(output)
+        temporary.rename(output)
+    except EelsbatchError:
+        raise
+    except Exception as error:  # a reader failing mid-stream: a corrupt or truncated input
+        source = attrs.get("source_file", output)
+        raise EelsbatchError(source, f"conversion failed while reading ({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return output
