@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from eelsbatch.cluster import ClusterOptions
 from eelsbatch.errors import EelsbatchError
+
+if TYPE_CHECKING:
+    from eelsbatch.cluster import ClusterOptions
 
 app = typer.Typer(
     help="Find core-loss edges in every pixel of EELS spectrum images.",
@@ -61,6 +63,8 @@ def cluster_options(
 
     Values given on the command line override those of ``--cluster-config``.
     """
+    from eelsbatch.cluster import ClusterOptions
+
     if cluster not in ("local", "slurm"):
         raise EelsbatchError(None, f"--cluster must be 'local' or 'slurm', not {cluster!r}")
     given = dict(

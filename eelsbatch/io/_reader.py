@@ -130,9 +130,11 @@ def _choose_signal(path: Path, signals: list[dict[str, Any]], signal: str | int 
             raise EelsbatchError(path, f"several signals are titled {text!r}; choose by index: {listing}")
         return matches[0]
     eels = [s for s in summaries if s.is_eels]
+    typed_eels = [s.index for s in summaries if "EELS" in s.signal_type.upper()]
+    if not eels and typed_eels:  # an EELS signal whose energy axis is not in eV: say so
+        signal_to_dataarray(path, signals[typed_eels[0]], typed_eels[0])
     if not eels:
-        kinds = "image-only" if all(len(s.shape) >= 1 and s.energy_range_eV is None for s in summaries) else "no eV axis"
-        raise EelsbatchError(path, f"holds no EELS spectrum ({kinds}); signals are {listing}")
+        raise EelsbatchError(path, f"holds no EELS spectrum (image-only or X-ray data); signals are {listing}")
     # Several EELS signals (DualEELS, several ranges): default to the core-loss one starting lowest,
     # which holds the most edges.
     core_loss = [s for s in eels if s.energy_range_eV[0] >= LOW_LOSS_LIMIT_EV]

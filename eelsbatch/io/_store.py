@@ -153,9 +153,10 @@ def write_store(
     output = Path(output)
     prepare_output(output, overwrite)
     counts = counts.chunk(navigation_chunks(counts, chunks))
-    attrs = {key: value for key, value in counts.attrs.items()}
-    dataset = xr.Dataset({"counts": counts.drop_attrs() if hasattr(counts, "drop_attrs") else counts, **(extra or {})})
-    dataset["counts"].attrs = {"units": "counts", "long_name": "electron counts"}
+    attrs = dict(counts.attrs)
+    counts = counts.copy()
+    counts.attrs = {"units": "counts", "long_name": "electron counts"}
+    dataset = xr.Dataset({"counts": counts, **(extra or {})})
     dataset.attrs = {**attrs, "eelsbatch_version": __version__, KIND_ATTR: "spectrum_image", COMPLETE_ATTR: False}
     temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
