@@ -1,0 +1,80 @@
+"""Look-ups in the edge table shipped as ``edges.csv`` beside this module."""
+
+from __future__ import annotations
+
+import csv
+import functools
+from dataclasses import dataclass
+from importlib.resources import files
+
+from eelsbatch.errors import EelsbatchError
+
+# Edge families that carry most of the core-loss signal and that microscopists map with; the
+# minor shells (L1, M1, M2,3, N1, N2,3, ...) are in the table too but are weak or broad.
+MAJOR_FAMILIES = ("K", "L2,3", "M4,5", "N4,5")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One ionisation edge: ``index`` is its row in the table (the label used in training data)."""
+
+    index: int
+    element: str
+    Z: int
+    edge: str
+    family: str
+    onset_eV: float
+    source: str
+
+    @property
+    def name(self) -> str:
+        """Element and shell, e.g. ``Fe L3``."""
+        return f"{self.element} {self.edge}"
+
+
+@functools.cache
+def load_edge_table() -> tuple[Edge, ...]:
+    """All edges in the table, ordered by atomic number and shell."""
+    with files("eelsbatch.edges").joinpath("edges.csv").open(newline="") as handle:
+        return tuple(
+            Edge(i, row["element"], int(row["Z"]), row["edge"], row["family"], float(row["onset_eV"]), row["source"])
+            for i, row in enumerate(csv.DictReader(handle))
+        )
+
+
+def edges_in_window(low_eV: float, high_eV: float, families: tuple[str, ...] | None = None) -> list[Edge]:
+    """Edges whose onset lies in ``[low_eV, high_eV]``, optionally only of the given families."""
+    return [
+        edge for edge in load_edge_table()
+        if low_eV <= edge.onset_eV <= high_eV and (families is None or edge.family in families)
+    ]
+
+
+def edges_of(element: str) -> list[Edge]:
+    """Edges of one element (symbol, e.g. ``"Fe"``).
+
+    Raises
+    ------
+    EelsbatchError
+        If the element has no edge in the table.
+    """
+    found = [edge for edge in load_edge_table() if edge.element == element]
+    if not found:
+        raise EelsbatchError(None, f"unknown element {element!r}: no core-loss edge between 50 and 3000 eV in the table")
+    return found
+
+
+def element_of(index: int) -> str:
+    """Element symbol of the edge at row ``index``."""
+    return load_edge_table()[index].element
+
+
+def onset(element: str, edge: str) -> float:
+    """Onset energy in eV of ``edge`` (shell such as ``"L3"``, or family such as ``"L2,3"``) of ``element``.
+
+    A family gives its lowest onset (L3 for L2,3, M5 for M4,5).
+    """
+    matches = [e.onset_eV for e in edges_of(element) if edge in (e.edge, e.family)]
+    if not matches:
+        raise EelsbatchError(None, f"{element} has no {edge} edge between 50 and 3000 eV")
+    return min(matches)

@@ -1,0 +1,35 @@
+"""The edge table: standard onsets, windows, and look-ups."""
+
+from __future__ import annotations
+
+import pytest
+
+from eelsbatch.edges import edges_in_window, edges_of, element_of, load_edge_table, onset
+from eelsbatch.errors import EelsbatchError
+
+
+@pytest.mark.parametrize(
+    ("element", "edge", "expected"),
+    [("C", "K", 284), ("O", "K", 532), ("Fe", "L3", 708), ("Si", "K", 1839), ("Ti", "L2,3", 456), ("Ce", "M4,5", 883)],
+)
+def test_standard_onsets(element: str, edge: str, expected: float) -> None:
+    assert onset(element, edge) == pytest.approx(expected, abs=1.0)
+
+
+def test_window_lookup_finds_oxygen_and_iron_near_600_ev() -> None:
+    names = {edge.name for edge in edges_in_window(500, 730, families=("K", "L2,3"))}
+    assert {"O K", "Fe L3", "Fe L2", "Mn L3", "Cr L3"} <= names
+    assert all(500 <= edge.onset_eV <= 720 for edge in edges_in_window(500, 720))
+
+
+def test_every_row_is_in_range_and_cited() -> None:
+    table = load_edge_table()
+    assert len({edge.element for edge in table}) > 80
+    assert all(50 <= edge.onset_eV <= 3000 and edge.source for edge in table)
+    assert [edge.index for edge in table] == list(range(len(table)))
+    assert element_of(edges_of("Cu")[0].index) == "Cu"
+
+
+def test_unknown_element_is_a_clear_error() -> None:
+    with pytest.raises(EelsbatchError, match="unknown element 'Xx'"):
+        edges_of("Xx")
