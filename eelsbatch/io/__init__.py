@@ -7,6 +7,8 @@ the store is an xarray Dataset in Zarr with a ``counts`` variable whose last dim
 from eelsbatch.io._reader import list_signals, open_spectrum_image
 from eelsbatch.io._store import (
     COMPLETE_ATTR,
+    KIND_ATTR,
+    atomic_store,
     is_complete,
     mark_complete,
     mark_incomplete,
@@ -16,6 +18,8 @@ from eelsbatch.io._store import (
 
 __all__ = [
     "COMPLETE_ATTR",
+    "KIND_ATTR",
+    "atomic_store",
     "is_complete",
     "list_signals",
     "mark_complete",

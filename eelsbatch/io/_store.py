@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dask
 import dask.array as da
 import xarray as xr
 import zarr
+from distributed import Client
 
 from eelsbatch import __version__
 from eelsbatch.errors import EelsbatchError
@@ -120,12 +122,40 @@ def navigation_chunks(
     return {dim: sizes for dim, sizes in zip(counts.dims, normalized)}
 
 
+@contextlib.contextmanager
+def atomic_store(output: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a hidden temporary store path beside ``output``; on success mark it complete and move it into place.
+
+    On any failure the temporary store is removed, so an interrupted write never leaves a store at
+    ``output`` (and never one that looks complete).
+
+    Parameters
+    ----------
+    output
+        The store to create.
+    overwrite
+        Replace an existing ``output``.
+    """
+    output = Path(output)
+    prepare_output(output, overwrite)
+    temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        yield temporary
+        mark_complete(temporary)
+        if output.exists():
+            shutil.rmtree(output)
+        temporary.rename(output)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
 def write_store(
     counts: xr.DataArray,
     output: str | Path,
     chunks: Sequence[int] | None = None,
     overwrite: bool = False,
     extra: dict[str, xr.DataArray] | None = None,
+    client: Client | None = None,
 ) -> Path:
     """Stream a spectrum image into a compressed, chunked Zarr store.
 
@@ -144,6 +174,8 @@ def write_store(
         Replace an existing ``output``.
     extra
         Further variables to store beside ``counts`` (e.g. ground-truth maps of synthetic data).
+    client
+        Dask client to compute on (default: threads in this process).
 
     Returns
     -------
@@ -151,26 +183,23 @@ def write_store(
         ``output``.
     """
     output = Path(output)
-    prepare_output(output, overwrite)
     counts = counts.chunk(navigation_chunks(counts, chunks))
     attrs = dict(counts.attrs)
     counts = counts.copy()
     counts.attrs = {"units": "counts", "long_name": "electron counts"}
     dataset = xr.Dataset({"counts": counts, **(extra or {})})
     dataset.attrs = {**attrs, "eelsbatch_version": __version__, KIND_ATTR: "spectrum_image", COMPLETE_ATTR: False}
-    temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        with dask.config.set(scheduler="threads"):
-            dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=True)
-        mark_complete(temporary)
-        if output.exists():
-            shutil.rmtree(output)
-        temporary.rename(output)
+        with atomic_store(output, overwrite) as temporary:
+            if client is None:
+                with dask.config.set(scheduler="threads"):
+                    dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=True)
+            else:
+                client.compute(dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=False)).result()
     except EelsbatchError:
         raise
     except Exception as error:  # a reader failing mid-stream: a corrupt or truncated input
         source = attrs.get("source_file", output)
-        raise EelsbatchError(source, f"conversion failed while reading ({error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+        reason = str(error).splitlines()[0] if str(error) else ""
+        raise EelsbatchError(source, f"conversion failed while reading ({error.__class__.__name__}: {reason})") from None
     return output
