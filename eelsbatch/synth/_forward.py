@@ -1,0 +1,271 @@
+"""Forward model of one core-loss EELS spectrum, after Kong, Ji and Xin (arXiv:2209.13026).
+
+Every spectrum is built on its own acquisition grid (``channels`` channels from ``energy_offset``
+at ``dispersion`` eV/ch) in these steps, each a physical term with its range:
+
+1. Composition: 0 to 4 elements, from common material systems or random draws.
+2. Background: power law ``I0 * (E / E_start) ** -r``, ``r`` in [2, 5] (the tail of valence and
+   lower-lying core losses); ``I0`` (counts per channel at the window start, the dose) is
+   log-uniform in [3e2, 3e5].
+3. Edges, per element and shell family, with onset from the edge table plus a chemical shift of
+   N(0, 1.5) eV (clipped to +-4 eV) and a height set by the jump ratio (edge over background at the
+   onset) ``1 + 10**U(-1.5, 0.7)``: from barely visible (1.03) to strong (6). Shapes by edge type:
+   hydrogenic-like sawtooth ``(E / E_k) ** -s`` for K and L1; delayed maxima
+   ``(1 - exp(-(E - E_k) / delta)) (E / E_k) ** -s`` for M4,5 of 4d/5d elements, N4,5, M2,3 and
+   L2,3 beyond Cu; white lines (two Gaussians at L3/L2 or M5/M4 over 2:1 continuum steps) for
+   the L2,3 edges of K..Ni (and half of Cu) and the M4,5 edges of Cs..Lu; and near-edge fine
+   structure as 0 to 4 Gaussians within 30 eV of the onset (the paper's multi-Gaussian model).
+4. Plural scattering: convolution with a low-loss distribution (zero-loss peak and Poisson
+   plasmon series, ``t/lambda`` in [0.1, 1.5], plasmon energy 12 to 28 eV, width 3 to 9 eV), and
+   energy-resolution broadening by a Gaussian of FWHM 0.3 to 2 eV.
+5. Instrument: energy offset error N(0, 2) eV (clipped to +-5), dispersion error +-0.5 %, a
+   fixed-pattern gain non-uniformity (one of 8 detector patterns, 0 to 3 % rms), Poisson shot
+   noise, Gaussian read noise (0 to 5 counts rms), dark offset (0 to 100 counts, or dark-subtracted),
+   and occasional spikes (3 % of spectra).
+
+Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
+``detectable`` (present and edge SNR >= 5, the Rose criterion), the per-channel onset label (edge
+table index), and every drawn parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from eelsbatch.edges import MAJOR_FAMILIES, Edge, edges_of
+from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
+
+SIMULATED_FAMILIES = {"K": 1.0, "L2,3": 1.0, "M4,5": 1.0, "N4,5": 0.4, "L1": 0.12, "M2,3": 0.25}
+ROSE_SNR = 5.0
+SNR_WINDOW_EV = 50.0
+TABLE_LOW_EV, TABLE_HIGH_EV = 50.0, 3000.0
+DETECTOR_PATTERNS = 8
+_DETECTOR_SEED = 20221
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Ranges of the drawn quality parameters; ``STRONG`` is for structured test images."""
+
+    log_jump_minus_one: tuple[float, float] = (-1.5, 0.7)
+    log_dose: tuple[float, float] = (2.5, 5.5)
+    spike_probability: float = 0.03
+
+
+DEFAULT_QUALITY = Quality()
+STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0)
+
+
+@functools.cache
+def simulated_edges(element: str) -> dict[str, tuple[Edge, ...]]:
+    """The element's edges grouped by simulated family, lowest onset first."""
+    groups: dict[str, list[Edge]] = {}
+    for edge in edges_of(element):
+        if edge.family in SIMULATED_FAMILIES:
+            groups.setdefault(edge.family, []).append(edge)
+    return {family: tuple(sorted(edges, key=lambda e: e.onset_eV)) for family, edges in groups.items()}
+
+
+def major_onsets(element: str) -> list[float]:
+    """Lowest onset of each of the element's major families (K, L2,3, M4,5, N4,5), in eV."""
+    return [edges[0].onset_eV for family, edges in simulated_edges(element).items() if family in MAJOR_FAMILIES]
+
+
+@functools.cache
+def _detector_patterns(channels: int) -> np.ndarray:
+    rng = np.random.default_rng(_DETECTOR_SEED)
+    pixel = rng.standard_normal((DETECTOR_PATTERNS, channels))
+    smooth = np.cumsum(rng.standard_normal((DETECTOR_PATTERNS, channels)), axis=1)
+    smooth = (smooth - smooth.mean(axis=1, keepdims=True)) / (smooth.std(axis=1, keepdims=True) + 1e-9)
+    pattern = 0.7 * pixel + 0.7 * smooth
+    return pattern / pattern.std(axis=1, keepdims=True)
+
+
+def draw_composition(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -> list[str]:
+    """0 to 4 distinct elements: 10 % none, 55 % a material system (plus maybe one more), else random."""
+    if rng.random() < 0.10:
+        return []
+    systems = [s for s in MATERIAL_SYSTEMS if set(s) <= set(pool)]
+    if systems and rng.random() < 0.55:
+        chosen = list(systems[rng.integers(len(systems))])
+        if len(chosen) < 4 and rng.random() < 0.3:
+            chosen.append(str(pool[rng.integers(len(pool))]))
+    else:
+        chosen = [str(e) for e in rng.choice(pool, size=rng.integers(1, 5), replace=False)]
+    return list(dict.fromkeys(chosen))[:4]
+
+
+def _draw_window(rng: np.random.Generator, composition: list[str], channels: int) -> tuple[float, float]:
+    dispersion = float(np.exp(rng.uniform(np.log(0.05), np.log(1.5))))
+    width = channels * dispersion
+    onsets = [e for element in composition for e in major_onsets(element) if 60.0 <= e <= TABLE_HIGH_EV]
+    if onsets:
+        target = onsets[rng.integers(len(onsets))]
+        start = rng.uniform(target - 0.85 * width, target - 0.05 * width)
+    else:
+        start = rng.uniform(40.0, max(40.0, TABLE_HIGH_EV - 0.5 * width))
+    return float(np.clip(start, 40.0, TABLE_HIGH_EV - 0.05 * width)), dispersion
+
+
+def _shape(family: str, z: int, energy: np.ndarray, onsets: list[float], rng: np.random.Generator) -> np.ndarray:
+    """Edge profile of unit height (relative to the step at the first onset) on ``energy``."""
+    s = rng.uniform(2.0, 4.0)
+    weights = [2 / 3, 1 / 3] if len(onsets) == 2 else [1.0]
+    profile = np.zeros_like(energy)
+    white = (family == "L2,3" and (19 <= z <= 28 or (z == 29 and rng.random() < 0.5))) or (
+        family == "M4,5" and 55 <= z <= 71
+    )
+    if family in ("K", "L1"):
+        delay = 0.0
+    elif family == "L2,3" and z < 19:
+        delay = rng.uniform(3.0, 12.0)
+    elif family == "M4,5" and z >= 72:
+        delay = rng.uniform(50.0, 100.0)
+    elif white:
+        delay = 0.0
+    else:
+        delay = rng.uniform(10.0, 50.0)
+    for weight, onset in zip(weights, onsets[:2]):
+        x = np.clip(energy - onset, 0.0, None)
+        rise = 0.5 + np.arctan(x / 0.3) / np.pi if delay == 0.0 else 1.0 - np.exp(-x / delay)
+        profile += weight * np.where(energy >= onset, rise, 0.0) * (np.maximum(energy, onset) / onset) ** -s
+        if white:
+            height, width = rng.uniform(1.0, 8.0), rng.uniform(0.6, 1.6)
+            profile += weight * height * np.exp(-0.5 * ((energy - onset - 1.0) / width) ** 2)
+    for _ in range(rng.integers(0, 5)):  # near-edge fine structure
+        centre, width, height = onsets[0] + rng.uniform(1.0, 30.0), rng.uniform(0.8, 5.0), rng.uniform(0.0, 0.4)
+        profile += height * np.exp(-0.5 * ((energy - centre) / width) ** 2)
+    return profile
+
+
+def _low_loss_kernel(rng: np.random.Generator, dispersion: float, max_loss: float) -> tuple[np.ndarray, dict]:
+    thickness = rng.uniform(0.1, 1.5)
+    plasmon, width, fwhm = rng.uniform(12.0, 28.0), rng.uniform(3.0, 9.0), rng.uniform(0.3, 2.0)
+    losses = np.arange(max(2, int(max_loss / dispersion))) * dispersion
+    single = (width / 2) / ((losses - plasmon) ** 2 + (width / 2) ** 2) * dispersion / np.pi
+    kernel = np.zeros_like(losses)
+    kernel[0] = 1.0
+    term = kernel.copy()
+    for order in range(1, 4):  # Poisson series of plasmon losses
+        term = np.convolve(term, single)[: losses.size] * thickness / order
+        kernel = kernel + term
+    sigma = max(fwhm / 2.355 / dispersion, 0.3)
+    half = int(np.ceil(4 * sigma))
+    gauss = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+    kernel = np.convolve(kernel, gauss / gauss.sum())[half : half + losses.size]
+    return kernel / kernel.sum(), {"thickness": thickness, "plasmon_energy": plasmon, "resolution": fwhm}
+
+
+def simulate(
+    rng: np.random.Generator,
+    channels: int = 2048,
+    composition: list[str] | None = None,
+    window: tuple[float, float] | None = None,
+    quality: Quality = DEFAULT_QUALITY,
+    pool: Sequence[str] = ELEMENTS,
+) -> dict:
+    """Draw and simulate one labelled spectrum.
+
+    Parameters
+    ----------
+    rng
+        The spectrum's own generator (seed it per spectrum for reproducibility).
+    channels
+        Number of detector channels.
+    composition
+        Elements in the specimen (default: drawn).
+    window
+        ``(energy_offset, dispersion)`` in eV and eV/ch (default: drawn around an edge of the composition).
+    quality
+        Ranges of jump ratio, dose and spikes.
+    pool
+        Elements to draw from and to label (the label vector's order).
+
+    Returns
+    -------
+    dict
+        ``spectrum`` (channels,) float32 counts, ``expected`` (noise-free counts), ``present``,
+        ``detectable``, ``snr``, ``jump_ratio`` (len(pool),), ``onset_label`` (channels,) int16 and the
+        scalar parameters.
+    """
+    composition = draw_composition(rng, pool) if composition is None else list(composition)
+    start, dispersion = _draw_window(rng, composition, channels) if window is None else window
+    energy_shift = float(np.clip(rng.normal(0.0, 2.0), -5.0, 5.0))
+    dispersion_error = rng.uniform(-0.005, 0.005)
+    true_dispersion = dispersion * (1 + dispersion_error)
+    kernel, low_loss = _low_loss_kernel(rng, true_dispersion, min(100.0, 0.5 * start))
+    pad = kernel.size - 1
+    energy = start + energy_shift + true_dispersion * np.arange(-pad, channels)
+    energy = np.maximum(energy, 1.0)
+    window_low, window_high = energy[pad], energy[-1]
+    exponent, dose = rng.uniform(2.0, 5.0), 10 ** rng.uniform(*quality.log_dose)
+    background = dose * (energy / window_low) ** -exponent
+    core = background.copy()
+    present = np.zeros(len(pool), bool)
+    snr = np.zeros(len(pool), np.float32)
+    jump = np.zeros(len(pool), np.float32)
+    onset_label = np.full(channels, -1, np.int16)
+    index = {element: i for i, element in enumerate(pool)}
+    edge_signals = {}
+    first_onset: dict[str, float] = {}  # lowest major onset inside the window, per present element
+    for element in composition:
+        jump_minus_one = 10 ** rng.uniform(*quality.log_jump_minus_one)
+        shift = float(np.clip(rng.normal(0.0, 1.5), -4.0, 4.0))
+        signal = np.zeros_like(energy)
+        for family, edges in simulated_edges(element).items():
+            onsets = [edge.onset_eV + shift for edge in edges[:2]]
+            if onsets[0] > window_high or onsets[-1] < window_low - 200.0:
+                continue
+            height = jump_minus_one * SIMULATED_FAMILIES[family] * dose * (max(onsets[0], 1.0) / window_low) ** -exponent
+            signal += height * _shape(family, edges[0].Z, energy, onsets, rng)
+            for edge, edge_onset in zip(edges, onsets):
+                channel = int(round((edge_onset - window_low) / true_dispersion))
+                if 0 <= channel < channels:
+                    onset_label[channel] = edge.index
+                    if family in MAJOR_FAMILIES and element in index:
+                        present[index[element]] = True
+                        jump[index[element]] = max(jump[index[element]], 1 + jump_minus_one * SIMULATED_FAMILIES[family])
+                        first_onset[element] = min(first_onset.get(element, np.inf), edge_onset)
+        core += signal
+        edge_signals[element] = signal
+    expected = fftconvolve(core, kernel)[pad : pad + channels]
+    expected = np.maximum(expected, 0.0)
+    for element, onset in first_onset.items():
+        signal = edge_signals[element]
+        region = (energy[pad:] >= onset) & (energy[pad:] <= onset + SNR_WINDOW_EV)
+        edge_counts = fftconvolve(signal, kernel)[pad : pad + channels][region].sum()
+        snr[index[element]] = edge_counts / np.sqrt(expected[region].sum() + 1.0)
+    gain_level = rng.uniform(0.0, 0.03)
+    gain = 1.0 + gain_level * _detector_patterns(channels)[rng.integers(DETECTOR_PATTERNS)]
+    read_noise = rng.uniform(0.0, 5.0)
+    dark = rng.uniform(0.0, 100.0) if rng.random() < 0.5 else 0.0
+    counts = rng.poisson(expected * gain) + rng.normal(0.0, read_noise, channels) + dark
+    spikes = 0
+    if rng.random() < quality.spike_probability:
+        spikes = int(rng.integers(1, 4))
+        counts[rng.integers(0, channels, spikes)] += rng.uniform(5.0, 50.0) * expected.max()
+    return {
+        "spectrum": counts.astype(np.float32),
+        "expected": expected.astype(np.float32),
+        "present": present,
+        "detectable": present & (snr >= ROSE_SNR),
+        "snr": snr,
+        "jump_ratio": jump,
+        "onset_label": onset_label,
+        "energy_offset": float(start),
+        "dispersion": float(dispersion),
+        "energy_shift": energy_shift,
+        "dispersion_error": float(dispersion_error),
+        "background_exponent": float(exponent),
+        "dose": float(dose),
+        "gain_nonuniformity": float(gain_level),
+        "read_noise": float(read_noise),
+        "dark_offset": float(dark),
+        "spikes": spikes,
+        **low_loss,
+    }
