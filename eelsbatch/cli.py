@@ -110,6 +110,65 @@ def info(path: Annotated[Path, typer.Argument(help="Instrument file or eelsbatch
     typer.echo(describe(path))
 
 
+@app.command()
+def synth(
+    output: Annotated[Path, typer.Argument(help="Zarr store to write.")],
+    n: Annotated[int, typer.Option("--n", help="Number of spectra (training-set mode).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Data-set seed: the same seed gives the same data on any cluster.")] = 0,
+    channels: Annotated[int, typer.Option(help="Channels per spectrum.")] = 2048,
+    chunk_size: Annotated[int, typer.Option(help="Spectra per task and per Zarr chunk.")] = 1000,
+    elements: Annotated[Optional[str], typer.Option(help="Fixed composition, e.g. Fe,O (default: drawn per spectrum).")] = None,
+    spectrum_image: Annotated[bool, typer.Option("--spectrum-image", help="Write a structured spectrum image with ground-truth maps.")] = False,
+    shape: Annotated[str, typer.Option(help="Spectrum-image size, e.g. 64x64.")] = "64x64",
+    structure: Annotated[str, typer.Option(help="core-shell, multilayer or grains.")] = "core-shell",
+    energy_offset: Annotated[Optional[float], typer.Option(help="Fixed energy offset in eV (default: drawn per spectrum; 250 for images).")] = None,
+    dispersion: Annotated[Optional[float], typer.Option(help="Fixed dispersion in eV/channel (default: drawn; 0.5 for images).")] = None,
+    preview: Annotated[Optional[Path], typer.Option(help="Also write a PNG of a few spectra with their edges marked.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
+    scheduler: SchedulerOption = None,
+    cluster: ClusterKindOption = "local",
+    workers: WorkersOption = None,
+    threads_per_worker: ThreadsOption = None,
+    cluster_config: ClusterConfigOption = None,
+    queue: QueueOption = None,
+    account: AccountOption = None,
+    walltime: WalltimeOption = None,
+    cores: CoresOption = None,
+    memory: MemoryOption = None,
+    jobs: JobsOption = None,
+    gpus_per_job: GpusOption = None,
+) -> None:
+    """Synthesise labelled core-loss spectra (or a structured spectrum image) in parallel into Zarr."""
+    from eelsbatch.cluster import open_client
+    from eelsbatch.io import prepare_output
+    from eelsbatch.synth import generate, write_spectrum_image, write_training_set
+    from eelsbatch.synth._generate import check_elements
+    from eelsbatch.synth._image import DEFAULT_WINDOW, check_window
+
+    if n < 1:
+        raise EelsbatchError(None, f"--n must be a positive number of spectra, not {n}")
+    composition = check_elements([e.strip() for e in elements.split(",") if e.strip()]) if elements else None
+    window = None
+    if energy_offset is not None or dispersion is not None or spectrum_image:
+        window = (DEFAULT_WINDOW[0] if energy_offset is None else energy_offset, DEFAULT_WINDOW[1] if dispersion is None else dispersion)
+        check_window(window, channels)
+    prepare_output(output, overwrite)
+    options = cluster_options(scheduler, cluster, workers, threads_per_worker, cluster_config, queue, account,
+                              walltime, cores, memory, jobs, gpus_per_job)
+    with open_client(options) as client:
+        if spectrum_image:
+            size = _parse_sizes(shape, "--shape")
+            write_spectrum_image(output, structure, (size[0], size[-1]), seed, client, channels, window, overwrite)
+        else:
+            write_training_set(output, n, seed, client, channels, chunk_size, composition, window, overwrite)
+    typer.echo(f"wrote {output}")
+    if preview is not None:
+        from eelsbatch.plot import plot_synthetic_preview
+
+        plot_synthetic_preview(generate(4, seed, 0, channels, composition, window), preview)
+        typer.echo(f"wrote {preview}")
+
+
 def _parse_sizes(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]

@@ -13,6 +13,7 @@ from eelsbatch.io._store import (
     mark_complete,
     mark_incomplete,
     open_store,
+    prepare_output,
     write_store,
 )
 
@@ -26,5 +27,6 @@ __all__ = [
     "mark_incomplete",
     "open_spectrum_image",
     "open_store",
+    "prepare_output",
     "write_store",
 ]

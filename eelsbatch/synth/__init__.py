@@ -14,9 +14,11 @@
 from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 from eelsbatch.synth._forward import DEFAULT_QUALITY, ROSE_SNR, STRONG, Quality, simulate
 from eelsbatch.synth._generate import generate
+from eelsbatch.synth._image import STRUCTURES, spectrum_image, write_spectrum_image
 from eelsbatch.synth._store import training_dataset, write_training_set
 
 __all__ = [
     "DEFAULT_QUALITY", "ELEMENTS", "MATERIAL_SYSTEMS", "ROSE_SNR", "STRONG", "Quality",
-    "generate", "simulate", "training_dataset", "write_training_set",
+    "STRUCTURES", "generate", "simulate", "spectrum_image", "training_dataset", "write_spectrum_image",
+    "write_training_set",
 ]

@@ -23,7 +23,8 @@ _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "de
 
 
 def training_dataset(
-    n: int, seed: int, channels: int = 2048, chunk_size: int = 1000, composition: Sequence[str] | None = None
+    n: int, seed: int, channels: int = 2048, chunk_size: int = 1000, composition: Sequence[str] | None = None,
+    window: tuple[float, float] | None = None,
 ) -> xr.Dataset:
     """A lazy Dataset of ``n`` labelled spectra: one Dask task per chunk of ``chunk_size`` samples.
 
@@ -37,10 +38,12 @@ def training_dataset(
         Samples per task and per Zarr chunk.
     composition
         Fixed elements in every spectrum (default: drawn per spectrum).
+    window
+        Fixed ``(energy_offset, dispersion)`` (default: drawn per spectrum).
     """
     pool = ELEMENTS
     starts = range(0, n, chunk_size)
-    blocks = [dask.delayed(generate, pure=True)(min(chunk_size, n - s), seed, s, channels, composition) for s in starts]
+    blocks = [dask.delayed(generate, pure=True)(min(chunk_size, n - s), seed, s, channels, composition, window) for s in starts]
     sizes = [min(chunk_size, n - s) for s in starts]
 
     def stacked(key: str, tail: tuple[int, ...]) -> da.Array:
@@ -72,6 +75,7 @@ def write_training_set(
     channels: int = 2048,
     chunk_size: int = 1000,
     composition: Sequence[str] | None = None,
+    window: tuple[float, float] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Generate ``n`` labelled spectra on ``client`` and write them to the Zarr store ``output``.
@@ -80,7 +84,7 @@ def write_training_set(
     ----------
     output
         Store to create (written under a temporary name, marked complete, then moved into place).
-    n, seed, channels, chunk_size, composition
+    n, seed, channels, chunk_size, composition, window
         See :func:`training_dataset`.
     client
         Dask client whose workers generate the chunks.
@@ -91,7 +95,7 @@ def write_training_set(
         generate(n, seed)  # raises the one-line error
     if composition:
         check_elements(composition)
-    dataset = training_dataset(n, seed, channels, chunk_size, composition)
+    dataset = training_dataset(n, seed, channels, chunk_size, composition, window)
     with atomic_store(output, overwrite) as temporary:
         client.compute(dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=False)).result()
     return Path(output)
