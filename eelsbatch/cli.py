@@ -169,6 +169,26 @@ def synth(
         typer.echo(f"wrote {preview}")
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Training store from `eelsbatch synth`.")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write, e.g. models/NAME.")],
+    epochs: Annotated[int, typer.Option(help="Passes over the training data.")] = 6,
+    batch_size: Annotated[int, typer.Option(help="Spectra per optimisation step.")] = 256,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    val_fraction: Annotated[float, typer.Option(help="Share of chunks held out for validation and calibration.")] = 0.05,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
+) -> None:
+    """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one)."""
+    from eelsbatch.model._train import train as train_model
+    from eelsbatch.synth import ELEMENTS
+
+    train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads)
+    typer.echo(f"wrote {out}")
+
+
 def _parse_sizes(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]

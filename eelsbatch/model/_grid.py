@@ -1,0 +1,105 @@
+"""The model's fixed energy grid: resampling any acquisition onto it, masking, and normalising."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from eelsbatch.errors import EelsbatchError
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """A logarithmic energy grid: constant relative resolution, fine where edges are dense.
+
+    Parameters
+    ----------
+    start_eV, stop_eV
+        First and last grid energies.
+    points
+        Number of grid points.
+    floor
+        Lower clip of the intensity (relative to the spectrum's median) before the logarithm.
+    """
+
+    start_eV: float = 50.0
+    stop_eV: float = 3050.0
+    points: int = 1024
+    floor: float = 1e-3
+
+    @property
+    def energy(self) -> np.ndarray:
+        """Grid point energies in eV (geometric)."""
+        return np.geomspace(self.start_eV, self.stop_eV, self.points)
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Cell boundaries in eV (geometric midpoints, extended at both ends)."""
+        energy = np.log(self.energy)
+        step = energy[1] - energy[0]
+        return np.exp(np.concatenate([[energy[0] - step / 2], (energy[:-1] + energy[1:]) / 2, [energy[-1] + step / 2]]))
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (saved with the weights)."""
+        return {"spacing": "log", **asdict(self)}
+
+    def resample(self, counts: np.ndarray, energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rebin spectra onto the grid, conserving counts, and mask cells outside the acquisition.
+
+        Parameters
+        ----------
+        counts
+            (n, channels) counts on the acquisition axis ``energy``.
+        energy
+            (channels,) increasing channel energies in eV shared by all spectra, or (n, channels).
+
+        Returns
+        -------
+        density : (n, points) float32
+            Mean counts per eV in each grid cell (0 where masked).
+        mask : (n, points) bool
+            True where the grid cell lies wholly inside the acquired window.
+        """
+        counts = np.asarray(counts, dtype=np.float64)
+        energy = np.broadcast_to(np.asarray(energy, dtype=np.float64), counts.shape)
+        width = np.diff(energy, axis=1)
+        bounds = np.concatenate([energy[:, :1] - width[:, :1] / 2, (energy[:, 1:] + energy[:, :-1]) / 2, energy[:, -1:] + width[:, -1:] / 2], axis=1)
+        cumulative = np.concatenate([np.zeros((counts.shape[0], 1)), np.cumsum(counts, axis=1)], axis=1)
+        cells = self.edges
+        density = np.empty((counts.shape[0], self.points))
+        if np.all(energy[0] == energy):  # one axis for all spectra (a spectrum image): one interpolation
+            at_cells = np.stack([np.interp(cells, bounds[0], row) for row in cumulative]) if counts.shape[0] < 4 else _interp_rows(cells, bounds[0], cumulative)
+            mask_row = (cells[:-1] >= bounds[0, 0]) & (cells[1:] <= bounds[0, -1])
+            mask = np.broadcast_to(mask_row, density.shape).copy()
+        else:
+            at_cells = np.stack([np.interp(cells, b, c) for b, c in zip(bounds, cumulative)])
+            mask = (cells[None, :-1] >= bounds[:, :1]) & (cells[None, 1:] <= bounds[:, -1:])
+        density = np.diff(at_cells, axis=1) / np.diff(cells)[None, :]
+        density[~mask] = 0.0
+        return density.astype(np.float32), mask
+
+    def normalise(self, density: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Network input (n, 2, points): standardised log intensity over the valid cells, and the mask.
+
+        Absolute intensity drops out: each spectrum is divided by its median over valid cells, logged
+        (clipped at ``floor``), and standardised to zero mean and unit variance over valid cells.
+        """
+        valid = mask.sum(axis=1)
+        if np.any(valid < 8):
+            raise EelsbatchError(None, f"the spectrum's energy window covers fewer than 8 cells of the model grid ({self.start_eV:g}-{self.stop_eV:g} eV)")
+        masked = np.where(mask, density, np.nan)
+        scale = np.nanmedian(np.where(masked > 0, masked, np.nan), axis=1, keepdims=True)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        logged = np.log(np.clip(masked / scale, self.floor, None))
+        mean = np.nanmean(logged, axis=1, keepdims=True)
+        std = np.nanstd(logged, axis=1, keepdims=True) + 1e-3
+        features = np.where(mask, (logged - mean) / std, 0.0)
+        return np.stack([features, mask.astype(np.float64)], axis=1).astype(np.float32)
+
+
+def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp`` of many rows ``fp`` sharing the abscissae ``xp``, as one gather."""
+    index = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, xp.size - 2)
+    weight = np.clip((x - xp[index]) / (xp[index + 1] - xp[index]), 0.0, 1.0)
+    return fp[:, index] * (1.0 - weight) + fp[:, index + 1] * weight

@@ -1,0 +1,45 @@
+"""Metrics of multi-label element recognition, and probability calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+
+def exact_match(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Share of spectra whose predicted element set equals the true one (all right, none extra)."""
+    return float(np.mean(np.all(predicted == truth, axis=1)))
+
+
+def per_element_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per element column."""
+    tp = np.sum(predicted & truth, axis=0)
+    fp = np.sum(predicted & ~truth, axis=0)
+    fn = np.sum(~predicted & truth, axis=0)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / np.maximum(tp + fn, 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+
+
+def expected_calibration_error(probability: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """ECE over all (spectrum, element) probabilities, equal-width bins."""
+    p, y = probability.ravel(), truth.ravel().astype(float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = index == b
+        if inside.any():
+            error += inside.mean() * abs(p[inside].mean() - y[inside].mean())
+    return float(error)
+
+
+def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
+    """Temperature that minimises the binary cross-entropy of ``sigmoid(logits / T)`` (Guo et al. 2017)."""
+    y = truth.astype(float)
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0, z) - y * z))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))

@@ -1,0 +1,49 @@
+"""The CNN-BiLSTM edge recogniser (after Kong, Ji and Xin, arXiv:2209.13026)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EdgeNet(nn.Module):
+    """Convolutional front end, bidirectional LSTM, and two heads.
+
+    Input (batch, 2, points): normalised log intensity and the acquisition mask on the model grid.
+    Four strided convolutions shorten the sequence 16-fold; a BiLSTM reads it both ways; then
+
+    - ``tags`` (batch, steps, elements + 1): per step, which element's edge starts there (class 0: none);
+    - ``presence`` (batch, elements): logit that each element is present, from max- and mean-pooled
+      features over the valid steps.
+
+    Parameters
+    ----------
+    elements
+        Number of elements in the vocabulary.
+    width
+        Channels of the convolutional layers.
+    hidden
+        LSTM hidden size per direction.
+    """
+
+    downsampling = 16
+
+    def __init__(self, elements: int, width: int = 48, hidden: int = 64) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv1d(2, width // 2, 7, stride=2, padding=3), nn.GELU(),
+            nn.Conv1d(width // 2, width, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
+            nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
+        )
+        self.lstm = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
+        self.tags = nn.Linear(2 * hidden, elements + 1)
+        self.presence = nn.Sequential(nn.Linear(4 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, elements))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(presence_logits (batch, elements), tag_logits (batch, steps, elements + 1))``."""
+        mask = nn.functional.max_pool1d(x[:, 1:2], self.downsampling).transpose(1, 2)  # (batch, steps, 1)
+        steps, _ = self.lstm(self.features(x).transpose(1, 2))
+        pooled_max = steps.masked_fill(mask == 0, -1e4).amax(dim=1)
+        pooled_mean = (steps * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.presence(torch.cat([pooled_max, pooled_mean], dim=1)), self.tags(steps)

@@ -1,0 +1,185 @@
+"""A trained edge recogniser: weights plus the grid, normalisation and element list they were trained with."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from eelsbatch.errors import EelsbatchError
+from eelsbatch.model._grid import ModelGrid
+from eelsbatch.model._network import EdgeNet
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+CONFIG = "config.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class Recogniser:
+    """Network plus everything needed to apply it to raw spectra.
+
+    Attributes
+    ----------
+    network
+        The :class:`EdgeNet`.
+    elements
+        Element symbols, in the order of the network's outputs.
+    grid
+        The model's energy grid.
+    temperature
+        Calibration temperature applied to the presence logits.
+    threshold
+        Default probability above which an element is reported present.
+    name, sha256
+        Model name and the SHA-256 of its weights file (provenance).
+    info
+        Further configuration (architecture, training parameters, metrics).
+    """
+
+    network: EdgeNet
+    elements: list[str]
+    grid: ModelGrid = field(default_factory=ModelGrid)
+    temperature: float = 1.0
+    threshold: float = 0.5
+    name: str = "untrained"
+    sha256: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights live."""
+        return next(self.network.parameters()).device
+
+    def to(self, device: str | torch.device) -> "Recogniser":
+        """Move the network to ``device`` (``"cuda"`` on a GPU worker); returns self."""
+        self.network.to(device)
+        return self
+
+    def inputs(self, counts: np.ndarray, energy: np.ndarray) -> np.ndarray:
+        """Network inputs (n, 2, points) for raw spectra on the acquisition axis ``energy``.
+
+        Raises
+        ------
+        EelsbatchError
+            If the acquisition window misses the model grid.
+        """
+        energy = np.asarray(energy, dtype=np.float64)
+        if energy.max() < self.grid.start_eV or energy.min() > self.grid.stop_eV:
+            raise EelsbatchError(
+                None, f"energy window {energy.min():.0f}-{energy.max():.0f} eV misses the model grid "
+                f"({self.grid.start_eV:g}-{self.grid.stop_eV:g} eV)"
+            )
+        density, mask = self.grid.resample(counts, energy)
+        return self.grid.normalise(density, mask)
+
+    def step_energies(self) -> np.ndarray:
+        """Energy (eV) at the centre of each network step."""
+        downsampling = self.network.downsampling
+        centres = np.arange(self.grid.points // downsampling) * downsampling + (downsampling - 1) / 2
+        return np.exp(np.interp(centres, np.arange(self.grid.points), np.log(self.grid.energy)))
+
+    def predict(self, counts: np.ndarray, energy: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """Element probabilities and edge onsets for raw spectra.
+
+        Parameters
+        ----------
+        counts
+            (n, channels) counts, any intensity scale.
+        energy
+            (channels,) or (n, channels) channel energies in eV.
+        batch_size
+            Spectra per forward pass.
+
+        Returns
+        -------
+        dict
+            ``probability`` (n, elements) float32, calibrated; ``onset_energy`` (n, elements) float32,
+            the most likely onset of each element's edge in eV (NaN where the element has no onset
+            probability anywhere in the window).
+        """
+        inputs = self.inputs(counts, energy)
+        return self.predict_inputs(inputs, batch_size)
+
+    def predict_inputs(self, inputs: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """As :meth:`predict`, from prepared network inputs (n, 2, points)."""
+        self.network.eval()
+        step_energy = np.log(self.step_energies())
+        probabilities, onsets = [], []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(self.device)
+                presence, tags = self.network(batch)
+                probabilities.append(torch.sigmoid(presence / self.temperature).float().cpu().numpy())
+                tag_probability = torch.softmax(tags, dim=-1)[..., 1:].float().cpu().numpy()  # (b, steps, elements)
+                mass = tag_probability.sum(axis=1)
+                weights = tag_probability / np.maximum(mass[:, None, :], 1e-12)
+                onset = np.exp(np.einsum("bse,s->be", weights, step_energy))
+                onsets.append(np.where(mass > 0.05, onset, np.nan).astype(np.float32))
+        return {"probability": np.concatenate(probabilities), "onset_energy": np.concatenate(onsets)}
+
+    def save(self, folder: str | Path, **info: object) -> Path:
+        """Write ``weights.safetensors`` and ``config.json`` into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {key: value.detach().cpu().contiguous() for key, value in self.network.state_dict().items()}
+        save_file(state, str(folder / WEIGHTS))
+        self.info.update(info)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "elements": self.elements,
+            "grid": self.grid.to_dict(),
+            "normalisation": "rebin to grid (counts per eV), divide by median over valid cells, log clipped at grid.floor, standardise over valid cells; second input channel is the mask",
+            "architecture": {"class": "EdgeNet", "width": self.network.features[2].out_channels, "hidden": self.network.lstm.hidden_size, "downsampling": self.network.downsampling},
+            "temperature": self.temperature,
+            "threshold": self.threshold,
+            **self.info,
+        }
+        (folder / CONFIG).write_text(json.dumps(config, indent=2, default=float))
+        self.sha256 = _sha256(folder / WEIGHTS)
+        return folder
+
+
+def load_recogniser(folder: str | Path) -> Recogniser:
+    """Load a recogniser saved by :meth:`Recogniser.save` (offline; nothing is fetched).
+
+    Raises
+    ------
+    EelsbatchError
+        If the folder or its files are missing, corrupt, or of another format version.
+    """
+    folder = Path(folder)
+    weights, config_file = folder / WEIGHTS, folder / CONFIG
+    if not weights.is_file() or not config_file.is_file():
+        raise EelsbatchError(folder, f"no model here (expected {WEIGHTS} and {CONFIG})")
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise EelsbatchError(config_file, "model configuration is corrupt (not JSON)") from None
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads version {FORMAT_VERSION}")
+    architecture = config["architecture"]
+    network = EdgeNet(len(config["elements"]), width=architecture["width"], hidden=architecture["hidden"])
+    try:
+        network.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, RuntimeError, OSError) as error:
+        raise EelsbatchError(weights, f"model weights are corrupt or do not match the configuration ({error.__class__.__name__})") from None
+    grid = ModelGrid(**{key: value for key, value in config["grid"].items() if key != "spacing"})
+    known = {"format_version", "name", "elements", "grid", "normalisation", "architecture", "temperature", "threshold"}
+    return Recogniser(
+        network=network.eval(), elements=list(config["elements"]), grid=grid,
+        temperature=float(config["temperature"]), threshold=float(config["threshold"]), name=config["name"],
+        sha256=_sha256(weights), info={key: value for key, value in config.items() if key not in known},
+    )

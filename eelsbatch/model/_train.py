@@ -1,0 +1,144 @@
+"""Train the recogniser on a synthetic training store: streamed, checkpointed, resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from eelsbatch.model._data import Batch, TrainingStore
+from eelsbatch.model._grid import ModelGrid
+from eelsbatch.model._metrics import exact_match, fit_temperature
+from eelsbatch.model._network import EdgeNet
+from eelsbatch.model._recogniser import Recogniser
+
+CHECKPOINT = "checkpoint.pt"
+TAG_LOSS_WEIGHT = 0.3
+NO_EDGE_CLASS_WEIGHT = 0.05
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = torch.from_numpy(batch.inputs).to(device)
+    presence, tags = network(inputs)
+    presence_loss = nn.functional.binary_cross_entropy_with_logits(presence, torch.from_numpy(batch.detectable).to(device))
+    weights = torch.ones(tags.shape[-1], device=device)
+    weights[0] = NO_EDGE_CLASS_WEIGHT
+    tag_loss = nn.functional.cross_entropy(tags.reshape(-1, tags.shape[-1]), torch.from_numpy(batch.tags).to(device).reshape(-1), weight=weights)
+    return presence_loss, tag_loss
+
+
+def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Presence logits and detectable targets on the validation chunks."""
+    logits, targets = [], []
+    recogniser.network.eval()
+    with torch.inference_mode():
+        for batch in store.batches(starts):
+            for i in range(0, len(batch.inputs), 1024):
+                presence, _ = recogniser.network(torch.from_numpy(batch.inputs[i : i + 1024]).to(recogniser.device))
+                logits.append(presence.float().cpu().numpy())
+            targets.append(batch.detectable)
+    return np.concatenate(logits), np.concatenate(targets)
+
+
+def train(
+    data: str | Path,
+    output: str | Path,
+    elements: list[str],
+    epochs: int = 6,
+    batch_size: int = 256,
+    learning_rate: float = 2e-3,
+    validation_fraction: float = 0.05,
+    resume: bool = False,
+    seed: int = 0,
+    threads: int | None = None,
+    name: str | None = None,
+) -> Recogniser:
+    """Train an :class:`EdgeNet` on ``data`` and save it (weights, config, checkpoint) in ``output``.
+
+    Parameters
+    ----------
+    data
+        Training store from ``eelsbatch synth``.
+    output
+        Model folder (``models/NAME``).
+    elements
+        Element vocabulary.
+    epochs, batch_size, learning_rate
+        Optimisation schedule (AdamW, one-cycle learning rate).
+    validation_fraction
+        Share of the store's chunks held out for validation and calibration.
+    resume
+        Continue from ``output/checkpoint.pt``.
+    seed
+        Seed of initialisation and shuffling.
+    threads
+        Torch intra-op threads on the CPU (default: torch's choice).
+    name
+        Model name (default: the folder name).
+    """
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    device = _device()
+    grid = ModelGrid()
+    network = EdgeNet(len(elements)).to(device)
+    store = TrainingStore(data, elements, grid, network.downsampling)
+    starts = store.chunk_starts()
+    n_validation = max(1, int(round(len(starts) * validation_fraction)))
+    train_starts, validation_starts = starts[:-n_validation], starts[-n_validation:]
+    steps_per_epoch = sum(-(-min(store.chunk, store.size - s) // batch_size) for s in train_starts)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=epochs * steps_per_epoch)
+    first_epoch, history = 0, []
+    checkpoint = output / CHECKPOINT
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        network.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        first_epoch, history = state["epoch"], state["history"]
+    recogniser = Recogniser(network, list(elements), grid, name=name or output.name)
+    rng = np.random.default_rng(seed)
+    for _ in range(first_epoch):  # replay shuffles so a resumed run sees the same order
+        rng.permutation(len(train_starts))
+    started = time.time()
+    for epoch in range(first_epoch, epochs):
+        network.train()
+        progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
+        for batch in store.batches(train_starts, rng):
+            for i in range(0, len(batch.inputs), batch_size):
+                part = Batch(*(getattr(batch, f)[i : i + batch_size] for f in Batch.__dataclass_fields__))
+                presence_loss, tag_loss = _losses(network, part, device)
+                loss = presence_loss + TAG_LOSS_WEIGHT * tag_loss
+                optimiser.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                optimiser.step()
+                schedule.step()
+                progress.update()
+                progress.set_postfix(presence=f"{presence_loss.item():.4f}", tags=f"{tag_loss.item():.3f}")
+        progress.close()
+        logits, targets = validation_logits(recogniser, store, validation_starts)
+        accuracy = exact_match(1 / (1 + np.exp(-logits)) > 0.5, targets > 0.5)
+        history.append({"epoch": epoch + 1, "validation_exact_match": accuracy, "seconds": time.time() - started})
+        tqdm.write(f"epoch {epoch + 1}: validation exact element-set accuracy {accuracy:.4f}")
+        torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                    "epoch": epoch + 1, "history": history}, checkpoint)
+    logits, targets = validation_logits(recogniser, store, validation_starts)
+    recogniser.temperature = fit_temperature(logits, targets)
+    recogniser.save(output, training={
+        "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
+        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+        "device": str(device), "history": history,
+    })
+    return recogniser
