@@ -189,6 +189,47 @@ def train(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", help="Model folder, e.g. models/edgenet-v1.")],
+    data: Annotated[Path, typer.Option("--data", help="Labelled synthetic store, instrument file, or convert store.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for evaluation.json and evaluation.png (synthetic data).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Detection threshold (default: the model's).")] = None,
+    signal: Annotated[Optional[str], typer.Option(help="Signal of a multi-signal instrument file.")] = None,
+) -> None:
+    """Measure the recogniser on labelled spectra, or list the elements it finds in real ones."""
+    from eelsbatch.model import load_recogniser
+    from eelsbatch.model._evaluate import elements_found, evaluate_store, summarise, write_evaluation
+
+    recogniser = load_recogniser(model)
+    if data.is_dir() and _store_kind(data) == "training_set":
+        metrics = evaluate_store(recogniser, data, threshold)
+        typer.echo(summarise(metrics))
+        if out is not None:
+            for path in write_evaluation(metrics, out):
+                typer.echo(f"wrote {path}")
+        return
+    from eelsbatch.io import open_spectrum_image
+
+    if threshold is not None:
+        recogniser.threshold = threshold
+    counts = open_spectrum_image(data, signal=signal)
+    found = elements_found(recogniser, counts.values, counts["energy"].values)
+    typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
+    typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none above threshold"))
+
+
+def _store_kind(path: Path) -> str | None:
+    import zarr
+
+    from eelsbatch.io import KIND_ATTR
+
+    try:
+        return zarr.open_group(str(path), mode="r").attrs.get(KIND_ATTR)
+    except Exception:  # noqa: BLE001 - not a store: let the reader report it
+        return None
+
+
 def _parse_sizes(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]

@@ -1,0 +1,156 @@
+"""Evaluate a recogniser on a labelled synthetic store, or report what it finds in instrument spectra."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from eelsbatch.model._data import TrainingStore
+from eelsbatch.model._metrics import expected_calibration_error, exact_match, per_element_scores
+from eelsbatch.model._recogniser import Recogniser
+
+
+def _binned_accuracy(values: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> list[dict]:
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (values >= low) & (values < high)
+        if inside.any():
+            rows.append({"low": float(low), "high": float(high), "count": int(inside.sum()), "accuracy": float(correct[inside].mean())})
+    return rows
+
+
+def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | None = None) -> dict:
+    """Metrics of ``recogniser`` on a synthetic store with labels.
+
+    Returns
+    -------
+    dict
+        Exact element-set accuracy against ``detectable`` (the headline: elements whose edge SNR
+        reaches the Rose criterion) and against ``present`` (every element with an edge in the window),
+        per-element precision/recall/F1, onset error in eV, accuracy against jump ratio and dose,
+        the most confused element pairs, and the expected calibration error.
+    """
+    threshold = recogniser.threshold if threshold is None else threshold
+    store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling)
+    probability, onset, detectable, present, onset_truth, snr, dose = [], [], [], [], [], [], []
+    for batch in store.batches(store.chunk_starts()):
+        result = recogniser.predict_inputs(batch.inputs)
+        probability.append(result["probability"])
+        onset.append(result["onset_energy"])
+        detectable.append(batch.detectable > 0.5)
+        present.append(batch.present)
+        onset_truth.append(batch.onset_energy)
+        snr.append(batch.snr)
+        dose.append(batch.dose)
+    probability, onset, detectable, present, onset_truth, snr, dose = map(
+        np.concatenate, (probability, onset, detectable, present, onset_truth, snr, dose)
+    )
+    predicted = probability > threshold
+    scores = per_element_scores(predicted, detectable)
+    correct = np.all(predicted == detectable, axis=1)
+    hit = predicted & detectable & np.isfinite(onset_truth) & np.isfinite(onset)
+    onset_error = np.abs(onset[hit] - onset_truth[hit])
+    weakest = np.where(present, snr, np.inf).min(axis=1)
+    confusions: dict[tuple[str, str], int] = {}
+    for row in np.flatnonzero(~correct):
+        missed = [recogniser.elements[i] for i in np.flatnonzero(detectable[row] & ~predicted[row])]
+        extra = [recogniser.elements[i] for i in np.flatnonzero(predicted[row] & ~detectable[row])]
+        for a in missed or ["(none)"]:
+            for b in extra or ["(none)"]:
+                confusions[(a, b)] = confusions.get((a, b), 0) + 1
+    top = sorted(confusions.items(), key=lambda item: -item[1])[:15]
+    return {
+        "spectra": int(len(probability)),
+        "threshold": threshold,
+        "exact_match_detectable": float(correct.mean()),
+        "exact_match_present": exact_match(predicted, present),
+        "no_element_spectra": int((~detectable.any(axis=1)).sum()),
+        "no_element_false_positive_rate": float(predicted[~detectable.any(axis=1)].any(axis=1).mean()) if (~detectable.any(axis=1)).any() else None,
+        "micro_f1": float(2 * (predicted & detectable).sum() / max(predicted.sum() + detectable.sum(), 1)),
+        "per_element": {
+            element: {key: float(scores[key][i]) for key in ("precision", "recall", "f1")} | {"support": int(scores["support"][i])}
+            for i, element in enumerate(recogniser.elements)
+        },
+        "onset_error_eV": {"median": float(np.median(onset_error)) if onset_error.size else None,
+                           "p90": float(np.percentile(onset_error, 90)) if onset_error.size else None, "count": int(onset_error.size)},
+        "expected_calibration_error": expected_calibration_error(probability, detectable),
+        "accuracy_vs_weakest_edge_snr": _binned_accuracy(weakest, correct, np.array([0, 2, 5, 10, 20, 50, 100, np.inf])),
+        "accuracy_vs_dose": _binned_accuracy(dose, correct, np.array([0, 1e3, 3e3, 1e4, 3e4, 1e5, np.inf])),
+        "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),
+        "most_confused": [{"missed": a, "reported_instead": b, "count": n} for (a, b), n in top],
+    }
+
+
+def _recall_vs_jump(store: TrainingStore, predicted: np.ndarray, detectable: np.ndarray) -> list[dict]:
+    jump = np.concatenate([store.group["jump_ratio"][s : s + store.chunk][:, store.columns] for s in store.chunk_starts()])
+    present = jump > 0
+    rows = []
+    for low, high in zip([1.0, 1.05, 1.1, 1.3, 2.0, 4.0], [1.05, 1.1, 1.3, 2.0, 4.0, np.inf]):
+        inside = present & (jump >= low) & (jump < high)
+        if inside.any():
+            rows.append({"low": low, "high": float(high), "count": int(inside.sum()),
+                         "recall_of_present": float(predicted[inside].mean()),
+                         "share_detectable": float(detectable[inside].mean())})
+    return rows
+
+
+def plot_evaluation(metrics: dict, output: str | Path) -> Path:
+    """Per-element F1 and accuracy against SNR and dose, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [3, 1, 1]})
+    elements = list(metrics["per_element"])
+    axes[0].bar(elements, [metrics["per_element"][e]["f1"] for e in elements], color="tab:blue")
+    axes[0].set_ylabel("F1")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].tick_params(axis="x", labelsize=7, rotation=90)
+    axes[0].set_title(f"exact element-set accuracy {metrics['exact_match_detectable']:.3f} on {metrics['spectra']} spectra")
+    for axis, key, label in ((axes[1], "accuracy_vs_weakest_edge_snr", "weakest edge SNR"), (axes[2], "accuracy_vs_dose", "dose (counts/ch)")):
+        rows = metrics[key]
+        axis.bar(range(len(rows)), [r["accuracy"] for r in rows])
+        axis.set_xticks(range(len(rows)), [f"{r['low']:.0f}-{r['high']:.0f}" if np.isfinite(r["high"]) else f">{r['low']:.0f}" for r in rows], rotation=45, fontsize=7)
+        axis.set_xlabel(label)
+        axis.set_ylabel("exact accuracy")
+        axis.set_ylim(0, 1.02)
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return Path(output)
+
+
+def write_evaluation(metrics: dict, folder: str | Path) -> tuple[Path, Path]:
+    """Write ``evaluation.json`` and ``evaluation.png`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / "evaluation.json"
+    json_path.write_text(json.dumps(metrics, indent=2))
+    return json_path, plot_evaluation(metrics, folder / "evaluation.png")
+
+
+def summarise(metrics: dict) -> str:
+    """The headline figures as a few printable lines."""
+    worst = sorted(metrics["per_element"].items(), key=lambda item: item[1]["f1"])[:5]
+    lines = [
+        f"spectra: {metrics['spectra']}",
+        f"exact element-set accuracy (detectable elements, SNR >= 5): {metrics['exact_match_detectable']:.4f}",
+        f"exact element-set accuracy (every element with an edge in the window): {metrics['exact_match_present']:.4f}",
+        f"micro F1: {metrics['micro_f1']:.4f}; expected calibration error: {metrics['expected_calibration_error']:.4f}",
+        f"onset error: median {metrics['onset_error_eV']['median']} eV, 90th percentile {metrics['onset_error_eV']['p90']} eV",
+        f"no-element spectra with a false element: {metrics['no_element_false_positive_rate']}",
+        "weakest F1: " + ", ".join(f"{e} {s['f1']:.2f}" for e, s in worst),
+        "most confused (missed -> reported): " + ", ".join(f"{c['missed']}->{c['reported_instead']} ({c['count']})" for c in metrics["most_confused"][:6]),
+    ]
+    return "\n".join(lines)
+
+
+def elements_found(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray) -> list[tuple[str, float]]:
+    """Elements above threshold in the sum of the given spectra, with their probabilities, strongest first."""
+    total = np.asarray(counts, dtype=np.float64).reshape(-1, len(energy)).sum(axis=0, keepdims=True)
+    probability = recogniser.predict(total, energy)["probability"][0]
+    order = np.argsort(-probability)
+    return [(recogniser.elements[i], float(probability[i])) for i in order if probability[i] > recogniser.threshold]
