@@ -11,7 +11,7 @@ import zarr
 
 from eelsbatch.edges import MAJOR_FAMILIES, load_edge_table
 from eelsbatch.io import open_store
-from eelsbatch.model._grid import ModelGrid
+from eelsbatch.model._grid import MIN_VALID_CELLS, ModelGrid
 
 
 @dataclass
@@ -71,6 +71,7 @@ class TrainingStore:
         energy = offset[:, None] + dispersion[:, None] * np.arange(channels)
         density, mask = self.grid.resample(counts, energy)
         inputs = self.grid.normalise(density, mask)
+        covered = mask.sum(axis=1) >= MIN_VALID_CELLS  # windows almost wholly off the grid teach nothing
         detectable = group["detectable"][start:stop][:, self.columns]
         labels = group["onset_label"][start:stop].astype(np.int64)
         tag_of_channel = self.edge_to_tag[labels]  # -1 labels map to the trailing 0
@@ -87,11 +88,12 @@ class TrainingStore:
         tags[rows, step] = element + 1
         order = np.argsort(-hit_energy)  # keep the lowest onset per element
         onset[rows[order], element[order]] = hit_energy[order]
-        return Batch(
+        batch = Batch(
             inputs=inputs, detectable=detectable.astype(np.float32),
             present=group["elements"][start:stop][:, self.columns], tags=tags, onset_energy=onset,
             snr=group["snr"][start:stop][:, self.columns], dose=group["dose"][start:stop],
         )
+        return Batch(*(getattr(batch, name)[covered] for name in Batch.__dataclass_fields__))
 
     def batches(self, starts: list[int], rng: np.random.Generator | None = None) -> Iterator[Batch]:
         """Chunks in the given (or shuffled) order, samples shuffled within each chunk."""

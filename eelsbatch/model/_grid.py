@@ -9,6 +9,9 @@ import numpy as np
 from eelsbatch.errors import EelsbatchError
 
 
+MIN_VALID_CELLS = 8
+
+
 @dataclass(frozen=True)
 class ModelGrid:
     """A logarithmic energy grid: constant relative resolution, fine where edges are dense.
@@ -79,15 +82,20 @@ class ModelGrid:
         density[~mask] = 0.0
         return density.astype(np.float32), mask
 
+    def check_coverage(self, mask: np.ndarray) -> None:
+        """Refuse spectra whose window covers fewer than ``MIN_VALID_CELLS`` grid cells."""
+        if np.any(mask.sum(axis=1) < MIN_VALID_CELLS):
+            raise EelsbatchError(
+                None, f"the spectrum's energy window covers fewer than {MIN_VALID_CELLS} cells of the model grid "
+                f"({self.start_eV:g}-{self.stop_eV:g} eV)"
+            )
+
     def normalise(self, density: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Network input (n, 2, points): standardised log intensity over the valid cells, and the mask.
 
         Absolute intensity drops out: each spectrum is divided by its median over valid cells, logged
         (clipped at ``floor``), and standardised to zero mean and unit variance over valid cells.
         """
-        valid = mask.sum(axis=1)
-        if np.any(valid < 8):
-            raise EelsbatchError(None, f"the spectrum's energy window covers fewer than 8 cells of the model grid ({self.start_eV:g}-{self.stop_eV:g} eV)")
         masked = np.where(mask, density, np.nan)
         scale = np.nanmedian(np.where(masked > 0, masked, np.nan), axis=1, keepdims=True)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)

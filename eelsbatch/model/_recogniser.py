@@ -81,6 +81,7 @@ class Recogniser:
                 f"({self.grid.start_eV:g}-{self.grid.stop_eV:g} eV)"
             )
         density, mask = self.grid.resample(counts, energy)
+        self.grid.check_coverage(mask)
         return self.grid.normalise(density, mask)
 
     def step_energies(self) -> np.ndarray:
