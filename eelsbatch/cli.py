@@ -230,6 +230,50 @@ def _store_kind(path: Path) -> str | None:
         return None
 
 
+def default_model() -> Path:
+    """The shipped model: ``models/edgenet-v1`` in the source tree."""
+    return Path(__file__).resolve().parent.parent / "models" / "edgenet-v1"
+
+
+@app.command("map")
+def map_command(
+    input: Annotated[Path, typer.Argument(help="Spectrum-image store or instrument file.")],
+    output: Annotated[Path, typer.Argument(help="Maps store to write, e.g. MAPS.zarr.")],
+    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped models/edgenet-v1).")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Presence threshold (default: the model's).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into OUTPUT.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
+    scheduler: SchedulerOption = None,
+    cluster: ClusterKindOption = "local",
+    workers: WorkersOption = None,
+    threads_per_worker: ThreadsOption = None,
+    cluster_config: ClusterConfigOption = None,
+    queue: QueueOption = None,
+    account: AccountOption = None,
+    walltime: WalltimeOption = None,
+    cores: CoresOption = None,
+    memory: MemoryOption = None,
+    jobs: JobsOption = None,
+    gpus_per_job: GpusOption = None,
+) -> None:
+    """Map which elements are where: per-pixel edge recognition and classic edge-intensity maps."""
+    from eelsbatch.cluster import open_client
+    from eelsbatch.mapping import run_map
+    from eelsbatch.model import load_recogniser
+
+    model = model or default_model()
+    load_recogniser(model)  # a missing or corrupt model fails before any cluster starts
+    options = cluster_options(scheduler, cluster, workers, threads_per_worker, cluster_config, queue, account,
+                              walltime, cores, memory, jobs, gpus_per_job)
+    with open_client(options) as client:
+        summary = run_map(input, output, model, client, threshold, resume, overwrite)
+    typer.echo(
+        f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
+        f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "
+        f"elements found: {', '.join(summary.elements_found) or 'none'}; wrote {output}"
+    )
+
+
 def _parse_sizes(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]

@@ -1,0 +1,102 @@
+"""The per-chunk work of ``map``: read one block of pixels, recognise, integrate, write its region.
+
+A pure function of (input store, model, block): re-running it rewrites identical values, so a task
+retried after a worker died neither loses nor duplicates anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import zarr
+
+from eelsbatch.mapping._intensity import edge_intensity
+
+_MODELS: dict[tuple[str, str], object] = {}
+_LOCK = threading.Lock()
+
+
+def cached_recogniser(model: str, sha256: str, threads: int):
+    """The worker process's copy of the recogniser (loaded once; on the GPU where there is one)."""
+    import torch
+
+    from eelsbatch.model import load_recogniser
+
+    with _LOCK:
+        key = (model, sha256)
+        if key not in _MODELS:
+            torch.set_num_threads(max(1, threads))
+            recogniser = load_recogniser(model)
+            if torch.cuda.is_available():
+                recogniser.to("cuda")
+            _MODELS[key] = recogniser
+        return _MODELS[key]
+
+
+def _worker_threads() -> int:
+    try:
+        from distributed import get_worker
+
+        return get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return 1
+
+
+def map_chunk(
+    input_store: str,
+    output_store: str,
+    model: str,
+    sha256: str,
+    block: tuple[tuple[int, int], ...],
+    chunk_index: int,
+    threshold: float,
+    intensity_onsets: dict[str, float],
+) -> dict[str, float]:
+    """Map one block of pixels and write every output variable's region.
+
+    Parameters
+    ----------
+    input_store, output_store
+        Paths of the spectrum-image store and the maps store (whose arrays already exist).
+    model, sha256
+        Model folder and its weights' hash (the cache key).
+    block
+        ``(start, stop)`` per navigation dim.
+    chunk_index
+        Position of the block in the chunk list (for the done-marker and the partial sum spectrum).
+    threshold
+        Presence threshold.
+    intensity_onsets
+        Element -> onset (eV) for the classic edge-intensity maps.
+
+    Returns
+    -------
+    dict
+        Timings in seconds (``read``, ``inference``, ``write``) and the number of spectra.
+    """
+    started = time.perf_counter()
+    region = tuple(slice(a, b) for a, b in block)
+    source = zarr.open_group(input_store, mode="r")
+    counts = np.asarray(source["counts"][region + (slice(None),)], dtype=np.float32)
+    energy = source["energy"][:]
+    flat = counts.reshape(-1, energy.size)
+    read = time.perf_counter()
+    recogniser = cached_recogniser(model, sha256, _worker_threads())
+    result = recogniser.predict(flat, energy)
+    probability = result["probability"]
+    present = probability > threshold
+    onset = np.where(present, result["onset_energy"], np.nan)
+    intensity = np.full(probability.shape, np.nan, np.float32)
+    for element, edge_onset in intensity_onsets.items():
+        intensity[:, recogniser.elements.index(element)] = edge_intensity(flat, energy, edge_onset)
+    inferred = time.perf_counter()
+    shape = counts.shape[:-1]
+    target = zarr.open_group(output_store, mode="r+")
+    for name, values in (("probability", probability), ("present", present), ("onset_energy", onset), ("edge_intensity", intensity)):
+        target[name][(slice(None),) + region] = np.moveaxis(values, -1, 0).reshape((values.shape[-1], *shape))
+    target["partial_sum"][chunk_index] = flat.sum(axis=0, dtype=np.float64)
+    target["chunk_done"][chunk_index] = True
+    return {"spectra": float(flat.shape[0]), "read": read - started, "inference": inferred - read, "write": time.perf_counter() - inferred}
+
