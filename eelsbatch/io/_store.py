@@ -13,6 +13,7 @@ import dask.array as da
 import xarray as xr
 import zarr
 from distributed import Client
+from zarr.codecs import BloscCodec
 
 from eelsbatch import __version__
 from eelsbatch.errors import EelsbatchError
@@ -20,6 +21,9 @@ from eelsbatch.errors import EelsbatchError
 COMPLETE_ATTR = "eelsbatch_complete"
 KIND_ATTR = "eelsbatch_kind"
 TARGET_CHUNK_BYTES = 32 * 2**20
+# Blosc zstd level 1 with byte shuffle: on noisy float32 spectra ~1.7x faster and ~15% smaller than
+# Zarr's default (zstd level 0 without shuffle); see benchmarks/convert.py.
+COUNTS_COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
 
 
 def _group(path: Path, mode: str) -> zarr.Group:
@@ -191,11 +195,13 @@ def write_store(
     dataset.attrs = {**attrs, "eelsbatch_version": __version__, KIND_ATTR: "spectrum_image", COMPLETE_ATTR: False}
     try:
         with atomic_store(output, overwrite) as temporary:
+            encoding = {"counts": {"compressors": [COUNTS_COMPRESSOR]}}
             if client is None:
                 with dask.config.set(scheduler="threads"):
-                    dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=True)
+                    dataset.to_zarr(str(temporary), mode="w", consolidated=False, encoding=encoding, compute=True)
             else:
-                client.compute(dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=False)).result()
+                delayed = dataset.to_zarr(str(temporary), mode="w", consolidated=False, encoding=encoding, compute=False)
+                client.compute(delayed).result()
     except EelsbatchError:
         raise
     except Exception as error:  # a reader failing mid-stream: a corrupt or truncated input
