@@ -7,16 +7,19 @@ import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
 import xarray as xr
 import zarr
-from distributed import Client
 from zarr.codecs import BloscCodec
 
 from eelsbatch import __version__
 from eelsbatch.errors import EelsbatchError
+
+if TYPE_CHECKING:  # importing distributed costs ~0.25 s at every convert start
+    from distributed import Client
 
 COMPLETE_ATTR = "eelsbatch_complete"
 KIND_ATTR = "eelsbatch_kind"
