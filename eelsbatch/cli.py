@@ -274,6 +274,45 @@ def map_command(
     )
 
 
+@app.command()
+def plot(
+    maps: Annotated[Path, typer.Argument(help="Maps store written by `eelsbatch map`.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write.")] = Path("maps.png"),
+) -> None:
+    """Plot element maps with scale bars, and the sum spectrum with the found edges marked."""
+    from eelsbatch.plot import plot_maps
+
+    typer.echo(f"wrote {plot_maps(maps, out)}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo's stores and PNG.")] = Path("eelsbatch-demo"),
+    shape: Annotated[str, typer.Option(help="Spectrum-image size.")] = "48x48",
+    structure: Annotated[str, typer.Option(help="core-shell, multilayer or grains.")] = "core-shell",
+    workers: WorkersOption = None,
+) -> None:
+    """Synthesise a structured spectrum image, map it with the shipped model on a local cluster, and plot it."""
+    from eelsbatch.cluster import ClusterOptions, open_client
+    from eelsbatch.mapping import run_map
+    from eelsbatch.mapping._truth import intersection_over_union
+    from eelsbatch.plot import plot_maps
+    from eelsbatch.synth import write_spectrum_image
+
+    out.mkdir(parents=True, exist_ok=True)
+    size = _parse_sizes(shape, "--shape")
+    image, maps, png = out / "spectrum_image.zarr", out / "maps.zarr", out / "maps.png"
+    with open_client(ClusterOptions(n_workers=workers)) as client:
+        typer.echo(f"synthesising a {shape} {structure} spectrum image into {image}")
+        write_spectrum_image(image, structure, (size[0], size[-1]), 0, client, overwrite=True)
+        summary = run_map(image, maps, default_model(), client, overwrite=True)
+    typer.echo(f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s); "
+               f"elements found: {', '.join(summary.elements_found) or 'none'}")
+    for element, iou in intersection_over_union(maps, image).items():
+        typer.echo(f"  {element}: IoU of the map with the ground truth {iou:.3f}")
+    typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")
+
+
 def _parse_sizes(text: str, option: str) -> list[int]:
     try:
         return [int(part) for part in text.replace("x", ",").split(",") if part.strip()]

@@ -47,3 +47,66 @@ def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -
     figure.savefig(output, dpi=110)
     plt.close(figure)
     return Path(output)
+
+
+def _scale_bar(axis, extent_x: float, units: str) -> None:
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    if not extent_x > 0:
+        return
+    nice = 10 ** np.floor(np.log10(extent_x / 4))
+    length = max(v * nice for v in (1, 2, 5) if v * nice <= extent_x / 3)
+    label = f"{length:g} {units}".strip()
+    axis.add_artist(AnchoredSizeBar(axis.transData, length, label, "lower right", pad=0.3, color="white", frameon=False, size_vertical=extent_x / 80))
+
+
+def plot_maps(maps: str | Path, output: str | Path) -> Path:
+    """Element maps (probability and edge intensity) with scale bars, and the sum spectrum with found edges.
+
+    Parameters
+    ----------
+    maps
+        Store written by ``eelsbatch map``.
+    output
+        PNG file to write.
+    """
+    import json
+
+    from eelsbatch.edges import MAJOR_FAMILIES, edges_of
+    from eelsbatch.io import open_store
+
+    dataset = open_store(maps, kind="maps")
+    found = json.loads(dataset.attrs.get("elements_found", "[]"))
+    nav = [dim for dim in dataset["probability"].dims if dim != "element"]
+    extra = {dim: 0 for dim in nav[:-2]}  # 4D maps: show the first frame of the leading dims
+    rows = len(found) if len(nav) >= 2 else 0
+    figure = plt.figure(figsize=(8, 2.8 * rows + 3.2))
+    grid = figure.add_gridspec(rows + 1, 2, height_ratios=[2.8] * rows + [3.2])
+    for row, element in enumerate(found):
+        for column, (name, label, cmap) in enumerate((("probability", "probability", "viridis"), ("edge_intensity", "edge intensity (counts)", "magma"))):
+            axis = figure.add_subplot(grid[row, column])
+            image = dataset[name].sel(element=element).isel(extra)
+            y, x = image[nav[-2]].values, image[nav[-1]].values
+            extent = (x[0], x[-1], y[-1], y[0]) if x.size > 1 and y.size > 1 else None
+            shown = axis.imshow(image.values, extent=extent, cmap=cmap, vmin=0 if name == "probability" else None, vmax=1 if name == "probability" else None)
+            figure.colorbar(shown, ax=axis, fraction=0.046)
+            axis.set_title(f"{element}: {label}", fontsize=10)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if extent is not None:
+                _scale_bar(axis, abs(x[-1] - x[0]), dataset[nav[-1]].attrs.get("units", ""))
+    axis = figure.add_subplot(grid[rows, :])
+    energy = dataset["energy"].values
+    axis.semilogy(energy, np.clip(dataset["sum_spectrum"].values, 1e-3, None), color="k", lw=0.8)
+    for element in found:
+        for edge in edges_of(element):
+            if edge.family in MAJOR_FAMILIES and energy[0] <= edge.onset_eV <= energy[-1]:
+                axis.axvline(edge.onset_eV, color="tab:red", lw=0.8)
+                axis.text(edge.onset_eV, axis.get_ylim()[1] * 0.95, f" {edge.name}", color="tab:red", fontsize=8, rotation=90, va="top")
+    axis.set_xlabel("energy loss (eV)")
+    axis.set_ylabel("counts (sum)")
+    axis.set_title(f"sum spectrum; elements found: {', '.join(found) or 'none'} (model {dataset.attrs.get('model_name')})", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return Path(output)
