@@ -42,6 +42,14 @@ class ClusterOptions:
         of jobs, and GPUs per job (mapped to ``--gres=gpu:N`` and one worker per GPU).
     job_extra
         Further ``#SBATCH`` directives.
+    interface
+        Network interface of the SLURM scheduler and workers (``ib0``, ``eth0``); default:
+        loopback where the partition is this host alone, else dask-jobqueue's choice.
+    log_directory
+        Folder for the SLURM jobs' logs (default: a new temporary folder; on a multi-node
+        cluster give one on a shared file system).
+    start_timeout
+        Seconds to wait for all SLURM workers to connect before cancelling the jobs.
     """
 
     cluster: ClusterKind = "local"
@@ -56,6 +64,9 @@ class ClusterOptions:
     jobs: int = 1
     gpus_per_job: int = 0
     job_extra: list[str] = dataclasses.field(default_factory=list)
+    interface: str | None = None
+    log_directory: str | None = None
+    start_timeout: float = 600.0
 
     @classmethod
     def from_file(cls, path: Path, **overrides: object) -> "ClusterOptions":
