@@ -48,7 +48,7 @@ RESULTS = Path(__file__).parent / "results" / "convert.json"
 MB = 2**20  # MiB, so the 256 x 256 x 2048 float32 image is the issue's 512 MB
 
 
-def _spectra_block(block_id: tuple[int, ...], block_info: dict | None = None) -> np.ndarray:
+def _spectra_block(block_id: tuple[int, ...] = (), block_info: dict | None = None) -> np.ndarray:
     """Poisson counts on a power-law background with one edge; seeded by the block's position."""
     shape = block_info[None]["chunk-shape"]
     rng = np.random.default_rng(list(block_id))
@@ -62,7 +62,7 @@ def _spectra_block(block_id: tuple[int, ...], block_info: dict | None = None) ->
 def write_hspy(path: Path) -> None:
     """Write the benchmark spectrum image with RosettaSciIO's HSPY writer, generated lazily."""
     data = da.map_blocks(
-        lambda block_id=None, block_info=None: _spectra_block(block_id, block_info),
+        _spectra_block,
         dtype=DTYPE,
         chunks=da.core.normalize_chunks((32, 256, -1), SHAPE),
         meta=np.empty((0, 0, 0), DTYPE),
@@ -216,6 +216,7 @@ def run(folder: Path) -> dict:
         "convert_MB_per_s": nbytes / MB / conversion["seconds"],
         "child_startup_s": startup,
         "ratio_convert_to_read": ratio,
+        "ratio_without_startup": (conversion["seconds"] - startup) / read_seconds,
         "peak_rss_MB": peak / MB,
         "goal_ratio_met": ratio <= GOAL_RATIO,
         "goal_memory_met": peak < GOAL_PEAK_BYTES,
@@ -237,7 +238,8 @@ def print_table(results: dict) -> None:
         ("eelsbatch convert", f"{results['convert_s']:.2f} s  {results['convert_MB_per_s']:.0f} MB/s "
                               f"(incl. {results['child_startup_s']:.2f} s interpreter start + imports)"),
         ("ratio convert/read", f"{results['ratio_convert_to_read']:.2f}  (goal <= {GOAL_RATIO:g}: "
-                               f"{'met' if results['goal_ratio_met'] else 'NOT met'})"),
+                               f"{'met' if results['goal_ratio_met'] else 'NOT met'}; "
+                               f"{results['ratio_without_startup']:.2f} without start + imports)"),
         ("peak RSS convert", f"{results['peak_rss_MB']:.0f} MB  (VmHWM; goal < 1024 MB: "
                              f"{'met' if results['goal_memory_met'] else 'NOT met'})"),
         ("machine", f"{results['cpu_count']} CPUs, load {results['loadavg_before'][0]:.2f} before, "
