@@ -105,16 +105,19 @@ def train(
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         network.load_state_dict(state["network"])
         optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
         first_epoch, history = state["epoch"], state["history"]
+        if state["schedule"]["total_steps"] == schedule.total_steps:
+            schedule.load_state_dict(state["schedule"])
+        else:  # more epochs than the checkpointed run: a new one-cycle schedule over the added epochs
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimiser, max_lr=learning_rate, total_steps=max(1, (epochs - first_epoch) * steps_per_epoch)
+            )
     recogniser = Recogniser(network, list(elements), grid, name=name or output.name)
-    rng = np.random.default_rng(seed)
-    for _ in range(first_epoch):  # replay shuffles so a resumed run sees the same order
-        rng.permutation(len(train_starts))
     started = time.time()
     for epoch in range(first_epoch, epochs):
         network.train()
         progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
+        rng = np.random.default_rng([seed, epoch])  # per-epoch shuffle: a resumed run sees the same order
         for batch in store.batches(train_starts, rng):
             for i in range(0, len(batch.inputs), batch_size):
                 part = Batch(*(getattr(batch, f)[i : i + batch_size] for f in Batch.__dataclass_fields__))

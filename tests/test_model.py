@@ -1,0 +1,252 @@
+"""The edge recogniser: preprocessing onto the model grid, training, save/load, the shipped model, bad input.
+
+Training tests use a tiny real training store written by the real synthesis on the shared
+two-worker LocalCluster; the shipped model is loaded and run, never retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from eelsbatch.errors import EelsbatchError
+from eelsbatch.io import open_spectrum_image, write_store
+from eelsbatch.model import FORMAT_VERSION, EdgeNet, ModelGrid, Recogniser, load_recogniser
+from eelsbatch.model._data import TrainingStore
+from eelsbatch.model._train import _losses, train
+from eelsbatch.synth import ELEMENTS, generate, write_training_set
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "edgenet-v1"
+NOISE_ONLY = ("test-EELS_spectrum.dm3", "16x16-spectrum_image-5x5x1024.emi")
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, dask_client) -> Path:
+    """96 labelled spectra in 3 Zarr chunks, from the real forward model."""
+    path = tmp_path_factory.mktemp("synth") / "tiny.zarr"
+    return write_training_set(path, n=96, seed=11, client=dask_client, chunk_size=32)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Recogniser:
+    return load_recogniser(SHIPPED)
+
+
+def _run_cli(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eelsbatch.cli", *arguments], capture_output=True, text=True, timeout=120)
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eelsbatch: error: "), result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+# --- preprocessing onto the model grid -------------------------------------------------------
+
+def test_resampling_conserves_counts_and_masks_outside_the_window() -> None:
+    grid = ModelGrid()
+    energy = 400.0 + 0.25 * np.arange(2048)  # 400-912 eV
+    counts = np.random.default_rng(0).poisson(50.0, size=(3, 2048)).astype(np.float32)
+    density, mask = grid.resample(counts, energy)
+    cells = grid.edges
+    inside = (cells[:-1] >= energy[0] - 0.125) & (cells[1:] <= energy[-1] + 0.125)
+    np.testing.assert_array_equal(mask[0], inside)
+    assert np.all(density[:, ~mask[0]] == 0)
+    # counts in the covered cells = integral of the density over them
+    covered = (density * np.diff(cells)).sum(axis=1)
+    first, last = cells[:-1][mask[0]][0], cells[1:][mask[0]][-1]
+    channel_low = energy - 0.125
+    in_cells = (channel_low >= first) & (channel_low + 0.25 <= last)
+    np.testing.assert_allclose(covered, counts[:, in_cells].sum(axis=1), rtol=2e-3)
+
+
+def test_normalised_input_does_not_depend_on_dispersion_or_intensity() -> None:
+    """The same physical spectrum at 0.1 and 1 eV/ch and 1000x the dose gives the same network input."""
+    grid = ModelGrid()
+
+    def spectrum(offset: float, dispersion: float, channels: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        energy = offset + dispersion * np.arange(channels)
+        per_ev = scale * (energy / 300.0) ** -3.0 * (1 + 0.5 * (energy > 532.0) * (532.0 / energy) ** 2)
+        return (per_ev * dispersion)[None, :], energy
+
+    fine = grid.normalise(*grid.resample(*spectrum(300.0, 0.1, 4000, 1e4)))  # 300-700 eV
+    coarse = grid.normalise(*grid.resample(*spectrum(300.0, 1.0, 400, 1e7)))
+    cells = grid.edges
+    away_from_step = (cells[1:] < 531.0) | (cells[:-1] > 533.0)  # a 1 eV channel blurs the step itself
+    both = (fine[0, 1] > 0) & (coarse[0, 1] > 0) & away_from_step
+    assert both.sum() > 50
+    # the two masks differ by at most a cell at each end; standardisation over them shifts little
+    np.testing.assert_allclose(fine[0, 0, both], coarse[0, 0, both], atol=0.05)
+
+
+def test_window_missing_the_grid_is_an_error() -> None:
+    recogniser = Recogniser(EdgeNet(len(ELEMENTS)), list(ELEMENTS))
+    counts = np.ones((2, 1024), np.float32)
+    with pytest.raises(EelsbatchError, match="misses the model grid"):
+        recogniser.predict(counts, 3200.0 + np.arange(1024.0))
+    with pytest.raises(EelsbatchError, match="misses the model grid"):
+        recogniser.predict(counts, -200.0 + 0.1 * np.arange(1024.0))
+
+
+# --- training ---------------------------------------------------------------------------------
+
+def test_training_steps_reduce_the_loss(tiny_store: Path) -> None:
+    torch.manual_seed(0)
+    network = EdgeNet(len(ELEMENTS), width=16, hidden=16)
+    store = TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), network.downsampling)
+    batch = store.read(0, 32)
+    assert batch.inputs.shape == (32, 2, 1024) and batch.detectable.shape == (32, len(ELEMENTS))
+    assert (batch.tags > 0).any(), "some spectra carry a detectable edge onset tag"
+    optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        presence, tags = _losses(network, batch, torch.device("cpu"))
+        loss = presence + 0.3 * tags
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_train_saves_a_loadable_model_and_resumes(tiny_store: Path, tmp_path: Path) -> None:
+    output = tmp_path / "tiny-model"
+    first = train(tiny_store, output, list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34, seed=1, threads=1)
+    assert {"weights.safetensors", "config.json", "checkpoint.pt"} <= {p.name for p in output.iterdir()}
+    config = json.loads((output / "config.json").read_text())
+    assert config["training"]["samples"] == 96 and config["training"]["validation_samples"] == 32
+    assert len(config["training"]["history"]) == 1
+    assert 0.05 < config["temperature"] < 20
+
+    resumed = train(tiny_store, output, list(ELEMENTS), epochs=2, batch_size=32, validation_fraction=0.34, seed=1, threads=1, resume=True)
+    history = json.loads((output / "config.json").read_text())["training"]["history"]
+    assert [row["epoch"] for row in history] == [1, 2]  # epoch 1 came from the checkpoint, not rerun
+    assert history[0] == first.info["training"]["history"][0]
+
+    loaded = load_recogniser(output)
+    spectra = generate(8, seed=99)
+    energy = spectra["energy_offset"][:, None] + spectra["dispersion"][:, None] * np.arange(spectra["spectrum"].shape[1])
+    expected = resumed.predict(spectra["spectrum"], energy)["probability"]
+    np.testing.assert_array_equal(loaded.predict(spectra["spectrum"], energy)["probability"], expected)
+
+
+def test_train_command_writes_the_model(tiny_store: Path, tmp_path: Path) -> None:
+    output = tmp_path / "cli-model"
+    result = _run_cli("train", "--data", str(tiny_store), "--out", str(output), "--epochs", "1",
+                      "--batch-size", "48", "--val-fraction", "0.34", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1" in result.stderr + result.stdout
+    assert load_recogniser(output).elements == list(ELEMENTS)
+
+
+# --- save / load --------------------------------------------------------------------------------
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    grid = ModelGrid(start_eV=80.0, stop_eV=2500.0, points=512, floor=1e-2)
+    elements = ["C", "N", "O", "Fe", "La"]
+    original = Recogniser(EdgeNet(len(elements), width=32, hidden=24), elements, grid, temperature=1.7, threshold=0.42, name="round-trip")
+    original.save(tmp_path / "m")
+    loaded = load_recogniser(tmp_path / "m")
+    assert loaded.grid == grid and loaded.elements == elements
+    assert loaded.temperature == 1.7 and loaded.threshold == 0.42 and loaded.name == "round-trip"
+    assert loaded.network.lstm.hidden_size == 24 and len(loaded.sha256) == 64
+    for key, value in original.network.state_dict().items():
+        assert torch.equal(value, loaded.network.state_dict()[key]), key
+    energy = 150.0 + 0.5 * np.arange(2048)
+    counts = np.random.default_rng(1).poisson(1e3 * (energy / 150.0) ** -3, size=(4, 2048)).astype(np.float32)
+    a, b = original.predict(counts, energy), loaded.predict(counts, energy)
+    np.testing.assert_array_equal(a["probability"], b["probability"])
+    np.testing.assert_array_equal(a["onset_energy"], b["onset_energy"])
+
+
+# --- bad model files --------------------------------------------------------------------------
+
+@pytest.fixture()
+def saved_model(tmp_path: Path) -> Path:
+    return Recogniser(EdgeNet(len(ELEMENTS)), list(ELEMENTS), name="bad").save(tmp_path / "model")
+
+
+def _corrupt_weights(folder: Path) -> None:
+    (folder / "weights.safetensors").write_bytes(b"\x00\x17not a safetensors file" * 10)
+
+
+def _corrupt_config(folder: Path) -> None:
+    (folder / "config.json").write_text("{ this is not json")
+
+
+def _other_version(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config["format_version"] = FORMAT_VERSION + 1
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _missing(folder: Path) -> None:
+    (folder / "weights.safetensors").unlink()
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    (_missing, "no model here"), (_corrupt_weights, "corrupt"), (_corrupt_config, "corrupt"), (_other_version, "version"),
+])
+def test_bad_model_files_give_one_line_errors(saved_model: Path, instrument_dir: Path, damage, words: str) -> None:
+    damage(saved_model)
+    with pytest.raises(EelsbatchError, match=words):
+        load_recogniser(saved_model)
+    result = _run_cli("evaluate", "--model", str(saved_model), "--data", str(instrument_dir / "test-EELS_spectrum.dm3"))
+    _assert_one_line_error(result, words)
+
+
+def test_cli_window_missing_the_grid_is_a_one_line_error(saved_model: Path, tmp_path: Path) -> None:
+    energy = 3500.0 + np.arange(256.0)
+    counts = xr.DataArray(np.ones((2, 2, 256), np.float32), dims=("y", "x", "energy"),
+                          coords={"energy": ("energy", energy, {"units": "eV"})})
+    store = write_store(counts, tmp_path / "high.zarr")
+    result = _run_cli("evaluate", "--model", str(saved_model), "--data", str(store))
+    _assert_one_line_error(result, "misses the model grid")
+
+
+# --- the shipped model ---------------------------------------------------------------------------
+
+def test_shipped_model_is_small_and_self_described(shipped: Recogniser) -> None:
+    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 20e6
+    assert (SHIPPED / "MODEL_CARD.md").is_file()
+    assert shipped.elements == list(ELEMENTS) and 0 < shipped.threshold < 1
+
+
+@pytest.mark.parametrize("name", NOISE_ONLY)
+def test_shipped_model_finds_nothing_in_noise_only_instrument_files(shipped: Recogniser, instrument_dir: Path, name: str) -> None:
+    counts = open_spectrum_image(instrument_dir / name)
+    spectra = counts.values.reshape(-1, counts.sizes["energy"])
+    probability = shipped.predict(spectra, counts["energy"].values)["probability"]
+    found = {shipped.elements[i] for i in np.flatnonzero((probability > shipped.threshold).any(axis=0))}
+    assert not found, f"{name}: {found}"
+
+
+def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:
+    """No element in spectra with no edge; the elements of strong, clean Fe-O spectra found."""
+    empty = generate(24, seed=4242, composition=[])
+    energy = empty["energy_offset"][:, None] + empty["dispersion"][:, None] * np.arange(empty["spectrum"].shape[1])
+    probability = shipped.predict(empty["spectrum"], energy)["probability"]
+    assert (probability <= shipped.threshold).all(), np.array(shipped.elements)[(probability > shipped.threshold).any(axis=0)]
+
+    window = (450.0, 0.25)  # 450-962 eV: O K (532 eV) and Fe L2,3 (708 eV)
+    iron_oxide = generate(24, seed=4243, composition=["Fe", "O"], window=window)
+    strong = iron_oxide["detectable"][:, [ELEMENTS.index("Fe"), ELEMENTS.index("O")]].all(axis=1)
+    assert strong.sum() >= 5
+    energy = window[0] + window[1] * np.arange(iron_oxide["spectrum"].shape[1])
+    result = shipped.predict(iron_oxide["spectrum"][strong], energy)
+    found = result["probability"] > shipped.threshold
+    assert found[:, ELEMENTS.index("Fe")].all() and found[:, ELEMENTS.index("O")].all()
+    onset = result["onset_energy"][:, ELEMENTS.index("O")]
+    assert np.all(np.abs(onset - 532.0) < 15.0), onset
