@@ -189,7 +189,8 @@ def simulate(
     Returns
     -------
     dict
-        ``spectrum`` (channels,) float32 counts, ``expected`` (noise-free counts), ``present``,
+        ``spectrum`` (channels,) float32 counts, ``expected`` (mean detected counts, before dark
+        offset, read noise and spikes), ``present``,
         ``detectable``, ``snr``, ``jump_ratio`` (len(pool),), ``onset_label`` (channels,) int16 and the
         scalar parameters.
     """
@@ -244,7 +245,8 @@ def simulate(
     gain = 1.0 + gain_level * _detector_patterns(channels)[rng.integers(DETECTOR_PATTERNS)]
     read_noise = rng.uniform(0.0, 5.0)
     dark = rng.uniform(0.0, 100.0) if rng.random() < 0.5 else 0.0
-    counts = rng.poisson(expected * gain) + rng.normal(0.0, read_noise, channels) + dark
+    expected = expected * gain  # mean detected counts, before dark offset and read noise
+    counts = rng.poisson(expected) + rng.normal(0.0, read_noise, channels) + dark
     spikes = 0
     if rng.random() < quality.spike_probability:
         spikes = int(rng.integers(1, 4))

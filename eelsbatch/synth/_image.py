@@ -102,8 +102,11 @@ def spectrum_image(
 
 def write_spectrum_image(
     output: str | Path, structure: str, shape: tuple[int, int], seed: int, client: Client,
-    channels: int = 2048, window: tuple[float, float] = DEFAULT_WINDOW, overwrite: bool = False,
+    channels: int = 2048, window: tuple[float, float] = DEFAULT_WINDOW, overwrite: bool = False, chunk: int = 16,
 ) -> Path:
-    """Write a structured synthetic spectrum image in ``convert``'s store layout plus ``truth`` maps."""
-    counts, truth = spectrum_image(structure, shape, seed, channels, window)
-    return write_store(counts, output, chunks=[16, 16], overwrite=overwrite, extra={"truth": truth}, client=client)
+    """Write a structured synthetic spectrum image in ``convert``'s store layout plus ``truth`` maps.
+
+    ``chunk`` x ``chunk`` pixels make one task and one Zarr chunk.
+    """
+    counts, truth = spectrum_image(structure, shape, seed, channels, window, chunk)
+    return write_store(counts, output, chunks=[chunk, chunk], overwrite=overwrite, extra={"truth": truth}, client=client)

@@ -1,0 +1,107 @@
+"""The forward model and `eelsbatch synth`: noise statistics, labels, determinism, layout, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from distributed import Client, LocalCluster
+
+from eelsbatch.edges import load_edge_table
+from eelsbatch.io import open_store
+from eelsbatch.synth import STRONG, Quality, generate, simulate, write_spectrum_image, write_training_set
+
+
+def test_shot_noise_variance_matches_the_mean_at_high_dose() -> None:
+    high_dose = Quality(log_dose=(5.0, 5.5), spike_probability=0.0)
+    ratios = []
+    for i in range(40):
+        sample = simulate(np.random.default_rng([11, i]), 2048, ["Fe", "O"], (450.0, 0.25), high_dose)
+        residual = sample["spectrum"] - sample["dark_offset"] - sample["expected"]
+        variance = residual.astype(np.float64) ** 2 - sample["read_noise"] ** 2
+        ratios.append(variance.sum() / sample["expected"].astype(np.float64).sum())
+    assert np.mean(ratios) == pytest.approx(1.0, abs=0.03)
+
+
+def test_labelled_onsets_sit_at_table_energies_within_the_drawn_shifts() -> None:
+    table = load_edge_table()
+    samples = generate(300, seed=5)
+    checked = 0
+    for i in range(300):
+        for channel in np.flatnonzero(samples["onset_label"][i] >= 0):
+            nominal = samples["energy_offset"][i] + samples["dispersion"][i] * channel
+            true = nominal + samples["energy_shift"][i] + samples["dispersion"][i] * samples["dispersion_error"][i] * channel
+            onset = table[samples["onset_label"][i][channel]].onset_eV
+            assert abs(true - onset) <= 4.0 + samples["dispersion"][i], (i, channel)
+            checked += 1
+    assert checked > 200
+
+
+def test_expected_counts_are_finite_and_non_negative() -> None:
+    assert np.isfinite(generate(200, seed=9)["spectrum"]).all()
+    for i in range(50):
+        expected = simulate(np.random.default_rng([9, i]))["expected"]
+        assert np.isfinite(expected).all() and (expected >= 0).all()
+
+
+def test_labels_cover_no_edge_spectra_and_the_detection_limit() -> None:
+    samples = generate(400, seed=3)
+    assert (~samples["present"].any(axis=1)).sum() > 20  # spectra with no edge at all
+    weak = samples["present"] & ~samples["detectable"]
+    assert weak.any() and (samples["snr"][weak] < 5).all()
+    assert (samples["snr"][samples["detectable"]] >= 5).all()
+
+
+def test_same_seed_gives_same_data_on_any_workers_and_chunking(dask_client: Client, tmp_path: Path) -> None:
+    write_training_set(tmp_path / "two.zarr", 120, 42, dask_client, chunk_size=50)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as one:
+        write_training_set(tmp_path / "one.zarr", 120, 42, one, chunk_size=37)
+    a, b = (open_store(tmp_path / name, kind="training_set") for name in ("two.zarr", "one.zarr"))
+    assert a["spectrum"].chunks[0][0] == 50 and b["spectrum"].chunks[0][0] == 37
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    direct = generate(10, 42, start=100)
+    np.testing.assert_array_equal(a["spectrum"].values[100:110], direct["spectrum"])
+
+
+def test_spectrum_image_has_convert_layout_and_ground_truth(dask_client: Client, tmp_path: Path) -> None:
+    store = write_spectrum_image(tmp_path / "si.zarr", "multilayer", (12, 10), 1, dask_client, chunk=6)
+    dataset = open_store(store)
+    assert dataset["counts"].dims == ("y", "x", "energy")
+    assert dataset["energy"].attrs["units"] == "eV" and dataset.attrs["dispersion_eV"] == 0.5
+    truth = dataset["truth"]
+    assert list(truth["element"].values) == ["La", "Mn", "O", "Ti", "Ni", "Cu"]  # Sr has no edge in 250-1274 eV
+    assert truth.sel(element="O").values[:9].all() and not truth.sel(element="O").values[9:].any()
+    assert truth.sel(element="Cu").values[9:].all()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eelsbatch.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--n", "0"], "--n must be a positive number of spectra, not 0"),
+        (["--n", "-5"], "--n must be a positive number of spectra, not -5"),
+        (["--elements", "Fe,Xx"], "unknown element 'Xx'"),
+        (["--energy-offset", "5000", "--dispersion", "0.5"], "lies outside the edge table's 50-3000 eV"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_no_store(tmp_path: Path, arguments: list[str], message: str) -> None:
+    result = _cli("synth", str(tmp_path / "out.zarr"), *arguments)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_preview_png_is_written(tmp_path: Path) -> None:
+    result = _cli("synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10", "--workers", "1", "--preview", str(tmp_path / "p.png"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert xr.open_zarr(tmp_path / "s.zarr", consolidated=False).sizes["sample"] == 20
