@@ -90,7 +90,10 @@ def run_map(
     store = input_store_for(source, output)
     counts = open_store(store)["counts"]
     energy = counts["energy"].values
-    recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
+    try:
+        recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
+    except EelsbatchError as error:
+        raise EelsbatchError(source, error.problem) from None
     onsets = {e: o for e in recogniser.elements if (o := integration_onset(e, energy)) is not None}
     all_blocks = blocks(counts)
     if resume and output.exists():
