@@ -30,18 +30,19 @@ def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -
     for i, axis in enumerate(axes[:, 0]):
         channels = samples["spectrum"].shape[1]
         energy = samples["energy_offset"][i] + samples["dispersion"][i] * np.arange(channels)
-        axis.plot(energy, samples["spectrum"][i], lw=0.7, color="k")
+        axis.semilogy(energy, np.clip(samples["spectrum"][i], 1.0, None), lw=0.7, color="k")
         for channel in np.flatnonzero(samples["onset_label"][i] >= 0):
             edge = table[samples["onset_label"][i][channel]]
             axis.axvline(energy[channel], color="tab:red", lw=0.8, alpha=0.7)
-            axis.text(energy[channel], axis.get_ylim()[1] * 0.92, f" {edge.name}", color="tab:red", fontsize=8, rotation=90, va="top")
+            axis.text(energy[channel], 0.95, f" {edge.name}", color="tab:red", fontsize=8, rotation=90, va="top",
+                      transform=axis.get_xaxis_transform())
         present = [ELEMENTS[j] for j in np.flatnonzero(samples["present"][i])]
         axis.set_title(
             f"elements: {', '.join(present) or 'none'}; dose {samples['dose'][i]:.0f} counts/ch, "
             f"t/λ {samples['thickness'][i]:.2f}, {samples['dispersion'][i]:.3f} eV/ch",
             fontsize=9,
         )
-        axis.set_ylabel("counts")
+        axis.set_ylabel("counts (log)")
     axes[-1, 0].set_xlabel("energy loss (eV)")
     figure.tight_layout()
     figure.savefig(output, dpi=110)
@@ -102,7 +103,8 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
         for edge in edges_of(element):
             if edge.family in MAJOR_FAMILIES and energy[0] <= edge.onset_eV <= energy[-1]:
                 axis.axvline(edge.onset_eV, color="tab:red", lw=0.8)
-                axis.text(edge.onset_eV, axis.get_ylim()[1] * 0.95, f" {edge.name}", color="tab:red", fontsize=8, rotation=90, va="top")
+                axis.text(edge.onset_eV, 0.95, f" {edge.name}", color="tab:red", fontsize=8, rotation=90, va="top",
+                          transform=axis.get_xaxis_transform())
     axis.set_xlabel("energy loss (eV)")
     axis.set_ylabel("counts (sum)")
     axis.set_title(f"sum spectrum; elements found: {', '.join(found) or 'none'} (model {dataset.attrs.get('model_name')})", fontsize=10)
