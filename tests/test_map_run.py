@@ -1,0 +1,218 @@
+"""``map`` end to end on real Dask clusters and real Zarr stores: accuracy against synthetic ground truth,
+values against the recogniser applied directly, 4D inputs, a worker killed mid-run, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import xarray as xr
+import zarr
+from distributed import Client, LocalCluster
+
+from eelsbatch.cli import default_model
+from eelsbatch.io import is_complete, open_store, write_store
+from eelsbatch.mapping import edge_intensity, integration_onset, run_map
+from eelsbatch.model import load_recogniser
+from eelsbatch.synth import spectrum_image, write_spectrum_image
+
+MAP_VARIABLES = ("probability", "present", "onset_energy", "edge_intensity")
+IOU_GOAL = 0.9
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Path:
+    """The model shipped in ``models/`` (loaded and run, never retrained, in tests)."""
+    model = default_model()
+    assert (model / "weights.safetensors").is_file(), f"shipped model missing at {model}"
+    return model
+
+
+@pytest.fixture(scope="session")
+def chunked_image(tmp_path_factory: pytest.TempPathFactory, dask_client: Client) -> Path:
+    """A 24 x 24 multilayer spectrum image stored in 16 chunks of 6 x 6 pixels (16 map tasks)."""
+    counts, truth = spectrum_image("multilayer", (24, 24), seed=5)
+    path = tmp_path_factory.mktemp("chunked") / "multilayer.zarr"
+    return write_store(counts, path, chunks=[6, 6], extra={"truth": truth}, client=dask_client)
+
+
+@pytest.fixture(scope="session")
+def reference_maps(chunked_image: Path, shipped_model: Path, tmp_path_factory: pytest.TempPathFactory,
+                   dask_client: Client) -> Path:
+    """An uninterrupted map run of ``chunked_image``."""
+    output = tmp_path_factory.mktemp("reference") / "maps.zarr"
+    run_map(chunked_image, output, shipped_model, dask_client, progress=False)
+    return output
+
+
+def assert_same_maps(result: Path, reference: Path) -> None:
+    """Every map variable and the sum spectrum identical, NaN where NaN."""
+    got, expected = zarr.open_group(str(result), mode="r"), zarr.open_group(str(reference), mode="r")
+    for name in (*MAP_VARIABLES, "sum_spectrum"):
+        np.testing.assert_array_equal(got[name][:], expected[name][:], err_msg=name)
+    assert got.attrs["elements_found"] == expected.attrs["elements_found"]
+
+
+def _done_chunks(output: Path) -> int:
+    try:
+        return int(np.count_nonzero(zarr.open_group(str(output), mode="r")["chunk_done"][:]))
+    except (FileNotFoundError, KeyError, ValueError, OSError, zarr.errors.GroupNotFoundError):
+        return 0  # not created yet
+
+
+def test_maps_match_the_ground_truth_of_a_synthetic_spectrum_image(
+    shipped_model: Path, tmp_path: Path, dask_client: Client
+) -> None:
+    image = write_spectrum_image(tmp_path / "core-shell.zarr", "core-shell", (48, 48), seed=11, client=dask_client)
+    output = tmp_path / "maps.zarr"
+    summary = run_map(image, output, shipped_model, dask_client, progress=False)
+
+    truth = open_store(image)["truth"]
+    maps = open_store(output, kind="maps")
+    scores = {}
+    for element in map(str, truth["element"].values):
+        predicted, actual = maps["present"].sel(element=element).values, truth.sel(element=element).values
+        scores[element] = np.logical_and(predicted, actual).sum() / np.logical_or(predicted, actual).sum()
+    print("IoU of present with truth:", {e: round(float(s), 3) for e, s in scores.items()})
+    assert all(score >= IOU_GOAL for score in scores.values()), scores
+    assert set(summary.elements_found) == set(scores), "an element found that is in no phase, or a true one missed"
+    assert summary.spectra == 48 * 48 and summary.chunks_computed == summary.chunks_total == 9
+
+    # The classic edge-intensity map is bright where the element is and dark elsewhere.
+    for element in summary.elements_found:
+        intensity, actual = maps["edge_intensity"].sel(element=element).values, truth.sel(element=element).values
+        if integration_onset(element, maps["energy"].values) is not None:
+            assert np.nanmedian(intensity[actual]) > 5 * abs(np.nanmedian(intensity[~actual])), element
+
+
+def test_map_values_equal_the_recogniser_applied_directly(
+    chunked_image: Path, reference_maps: Path, shipped_model: Path
+) -> None:
+    counts = open_store(chunked_image)["counts"]
+    energy = counts["energy"].values
+    flat = counts.values.reshape(-1, energy.size)
+    recogniser = load_recogniser(shipped_model)
+    direct = recogniser.predict(flat, energy)
+    maps = open_store(reference_maps, kind="maps")
+    elements = list(map(str, maps["element"].values))
+    assert elements == recogniser.elements
+    assert maps["probability"].dims == ("element", "y", "x")
+    xr.testing.assert_identical(maps["x"], counts["x"])  # coordinates and their units carried over
+
+    probability = maps["probability"].values.reshape(len(elements), -1).T
+    np.testing.assert_allclose(probability, direct["probability"], rtol=1e-4, atol=1e-5)
+    present = maps["present"].values.reshape(len(elements), -1).T
+    np.testing.assert_array_equal(present, probability > recogniser.threshold)
+    onset = maps["onset_energy"].values.reshape(len(elements), -1).T
+    assert np.all(np.isnan(onset[~present]))
+    np.testing.assert_allclose(onset[present], direct["onset_energy"][present], rtol=1e-4)
+
+    found = json.loads(maps.attrs["elements_found"])
+    intensity = maps["edge_intensity"].values.reshape(len(elements), -1).T
+    for index, element in enumerate(elements):
+        edge_onset = integration_onset(element, energy)
+        if element in found and edge_onset is not None:
+            np.testing.assert_allclose(intensity[:, index], edge_intensity(flat, energy, edge_onset), rtol=1e-5, atol=1e-3)
+        else:
+            assert np.all(np.isnan(intensity[:, index])), f"{element} is found nowhere but has an intensity map"
+    np.testing.assert_allclose(maps["sum_spectrum"].values, flat.sum(axis=0, dtype=np.float64), rtol=1e-6)
+    assert maps.attrs["model_sha256"] == recogniser.sha256 and maps.attrs["model_name"] == recogniser.name
+    assert maps.attrs["input_store"] == str(chunked_image.resolve()) and maps.attrs["eelsbatch_version"]
+
+
+def test_a_4d_input_gives_4d_maps_in_the_same_pixel_order(
+    shipped_model: Path, tmp_path: Path, dask_client: Client
+) -> None:
+    counts, _ = spectrum_image("grains", (8, 6), seed=2)
+    series = xr.DataArray(
+        counts.data.reshape(2, 4, 6, -1), dims=("t", "y", "x", "energy"),
+        coords={"t": ("t", [0.0, 1.5], {"units": "s"}), "y": counts["y"][:4], "x": counts["x"], "energy": counts["energy"]},
+        attrs=counts.attrs,
+    )
+    store = write_store(series, tmp_path / "series.zarr", chunks=[1, 2, 3], client=dask_client)
+    flat_store = write_store(counts, tmp_path / "flat.zarr", chunks=[8, 6], client=dask_client)
+    run_map(store, tmp_path / "series-maps.zarr", shipped_model, dask_client, progress=False)
+    run_map(flat_store, tmp_path / "flat-maps.zarr", shipped_model, dask_client, progress=False)
+
+    series_maps = open_store(tmp_path / "series-maps.zarr", kind="maps")
+    flat_maps = open_store(tmp_path / "flat-maps.zarr", kind="maps")
+    assert series_maps["probability"].dims == ("element", "t", "y", "x")
+    assert series_maps["t"].attrs["units"] == "s"
+    np.testing.assert_allclose(
+        series_maps["probability"].values.reshape(-1, 48), flat_maps["probability"].values.reshape(-1, 48), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(series_maps["sum_spectrum"].values, flat_maps["sum_spectrum"].values, rtol=1e-6)
+
+
+class _WorkerKiller(threading.Thread):
+    """Kills one worker process (SIGKILL) once the first chunk of ``output`` is done."""
+
+    def __init__(self, output: Path, pids: list[int], total: int) -> None:
+        super().__init__(daemon=True)
+        self.output, self.pids, self.total = output, pids, total
+        self.done_at_kill: int | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            done = _done_chunks(self.output)
+            if done >= 1:
+                psutil.Process(self.pids[0]).kill()
+                self.done_at_kill = done
+                return
+            time.sleep(0.01)
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
+    chunked_image: Path, reference_maps: Path, shipped_model: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "maps.zarr"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = sorted(client.run(os.getpid).values())
+        killer = _WorkerKiller(output, pids, total=16)
+        killer.start()
+        try:
+            summary = run_map(chunked_image, output, shipped_model, client, progress=False)
+        finally:
+            killer.stop.set()
+            killer.join()
+        assert killer.done_at_kill is not None and killer.done_at_kill < 16, "the worker was not killed mid-run"
+        assert not psutil.pid_exists(pids[0]) or psutil.Process(pids[0]).status() == psutil.STATUS_ZOMBIE
+    assert summary.chunks_computed == summary.chunks_total == 16
+    assert is_complete(output)
+    assert_same_maps(output, reference_maps)
+
+
+def test_resume_after_the_map_process_is_killed_computes_only_the_missing_chunks(
+    chunked_image: Path, reference_maps: Path, shipped_model: Path, tmp_path: Path, dask_client: Client
+) -> None:
+    output = tmp_path / "maps.zarr"
+    command = [sys.executable, "-m", "eelsbatch.cli", "map", str(chunked_image), str(output),
+               "--model", str(shipped_model), "--workers", "1"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while _done_chunks(output) < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the map command, its scheduler and its worker
+        process.wait()
+    done_before = _done_chunks(output)
+    assert 2 <= done_before < 16, f"interrupt came too late or too early ({done_before} of 16 chunks done)"
+    assert not is_complete(output), "an interrupted map looks complete"
+
+    summary = run_map(chunked_image, output, shipped_model, dask_client, resume=True, progress=False)
+
+    assert summary.chunks_total == 16 and summary.chunks_computed == 16 - done_before
+    assert is_complete(output)
+    assert_same_maps(output, reference_maps)
