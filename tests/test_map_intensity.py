@@ -79,6 +79,16 @@ def test_noisy_edges_are_measured_without_bias() -> None:
 def test_windows_come_from_the_edge_table_and_must_fit_in_the_data() -> None:
     assert integration_onset("Cu", ENERGY) == pytest.approx(onset("Cu", "L2,3"))
     assert integration_onset("Si", ENERGY) is None  # Si L2,3 (99 eV) below and Si K (1839 eV) above the window
-    assert integration_onset("Mo", ENERGY) is None  # Mo M4,5 (227 eV) pre-edge starts below 200 eV, Mo L3 above
+    assert integration_onset("Mo", ENERGY[ENERGY >= 215.0]) is None  # Mo M4,5 (227 eV): pre-edge mostly cut, L3 beyond
     assert integration_onset("Au", ENERGY) == pytest.approx(onset("Au", "N4,5"))  # N4,5 is a major family too
-    assert integration_onset("C", ENERGY[ENERGY > 260.0]) is None  # C K pre-edge window starts at 241 eV
+    # C K's pre-edge window (241-278 eV) may be cut by the start of the data, but not by more than half.
+    assert integration_onset("C", ENERGY[ENERGY >= 250.0]) == pytest.approx(onset("C", "K"))
+    assert integration_onset("C", ENERGY[ENERGY > 262.0]) is None
+
+
+def test_a_pre_edge_window_cut_by_the_start_of_the_data_still_gives_the_exact_integral() -> None:
+    edge_onset = onset("C", "K")
+    energy = ENERGY[ENERGY >= 250.0]
+    counts = 1e10 * energy[None, :] ** -3.0 + 25.0 * (energy >= edge_onset)[None, :]
+    post = np.count_nonzero((energy >= edge_onset) & (energy <= edge_onset + 50.0))
+    np.testing.assert_allclose(edge_intensity(counts, energy, edge_onset), [25.0 * post], rtol=1e-5)

@@ -8,15 +8,24 @@ from eelsbatch.edges import MAJOR_FAMILIES, edges_of
 
 PRE_EDGE = (0.15, 0.02)  # pre-edge window from onset*(1-0.15) to onset*(1-0.02)
 POST_EDGE_MIN_EV, POST_EDGE_FRACTION = 50.0, 0.1  # integrate over max(50 eV, 10 % of the onset)
+MIN_PRE_CHANNELS = 5
 
 
 def integration_onset(element: str, energy: np.ndarray) -> float | None:
-    """Lowest major-edge onset of ``element`` whose pre- and post-edge windows fit in ``energy``."""
+    """Lowest major-edge onset of ``element`` whose windows fit in ``energy``.
+
+    The post-edge window must fit whole; the pre-edge window may be cut by the start of the data
+    (e.g. C K at 284 eV in a window from 250 eV) as long as at least half of it and
+    ``MIN_PRE_CHANNELS`` channels remain.
+    """
     for edge in sorted(edges_of(element), key=lambda e: e.onset_eV):
         onset = edge.onset_eV
         if edge.family not in MAJOR_FAMILIES:
             continue
-        if onset * (1 - PRE_EDGE[0]) >= energy[0] and onset + max(POST_EDGE_MIN_EV, POST_EDGE_FRACTION * onset) <= energy[-1]:
+        low, high = onset * (1 - PRE_EDGE[0]), onset * (1 - PRE_EDGE[1])
+        pre_channels = np.count_nonzero((energy >= low) & (energy <= high))
+        pre_fits = high - max(low, energy[0]) >= (high - low) / 2 and pre_channels >= MIN_PRE_CHANNELS
+        if pre_fits and onset + max(POST_EDGE_MIN_EV, POST_EDGE_FRACTION * onset) <= energy[-1]:
             return onset
     return None
 
