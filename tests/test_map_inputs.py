@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 import xarray as xr
 from distributed import Client
 
-from eelsbatch.cli import default_model
+from eelsbatch.cli import default_model, main
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, is_complete, mark_incomplete, open_spectrum_image, open_store, write_store
 from eelsbatch.mapping import run_map
 from eelsbatch.synth import spectrum_image
@@ -78,39 +76,48 @@ def _bad_input_stores(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-def _run_map(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eelsbatch.cli", "map", *arguments], capture_output=True, text=True,
-                          timeout=120, env=env)
+def _run_map(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *arguments: str) -> str:
+    """Run the ``eelsbatch map`` entry point in this process; return its stderr after it exits with code 2."""
+    monkeypatch.setattr(sys, "argv", ["eelsbatch", "map", *arguments])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    assert exited.value.code == 2, captured.err
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
 
 
-def _assert_one_line_error(result: subprocess.CompletedProcess, *phrases: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("eelsbatch: error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+def _assert_one_line_error(stderr: str, *phrases: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eelsbatch: error: "), stderr
     for phrase in phrases:
         assert phrase in lines[0], (phrase, lines[0])
 
 
-def test_bad_input_stores_give_one_line_errors_and_no_output(tmp_path: Path, shipped_model: Path, dask_client: Client) -> None:
+def test_bad_input_stores_give_one_line_errors_and_no_output(
+    tmp_path: Path, shipped_model: Path, dask_client: Client, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     scheduler = dask_client.scheduler.address  # an existing cluster: no cluster start per case
     for case, (store, phrase) in _bad_input_stores(tmp_path).items():
         output = tmp_path / f"maps-{case.replace(' ', '-')}.zarr"
-        result = _run_map(str(store), str(output), "--model", str(shipped_model), "--scheduler", scheduler)
-        _assert_one_line_error(result, str(store), phrase)
+        stderr = _run_map(capsys, monkeypatch, str(store), str(output), "--model", str(shipped_model), "--scheduler", scheduler)
+        _assert_one_line_error(stderr, str(store), phrase)
         assert not output.exists(), case
 
 
-def test_unreachable_scheduler_and_missing_slurm_give_one_line_errors(tmp_path: Path, shipped_model: Path) -> None:
+def test_unreachable_scheduler_and_missing_slurm_give_one_line_errors(
+    tmp_path: Path, shipped_model: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     counts, _ = spectrum_image("grains", (2, 2), seed=0, channels=256)
     store = write_store(counts, tmp_path / "image.zarr")
     output = tmp_path / "maps.zarr"
 
-    result = _run_map(str(store), str(output), "--model", str(shipped_model), "--scheduler", "tcp://127.0.0.1:9")
-    _assert_one_line_error(result, "tcp://127.0.0.1:9", "scheduler")
+    stderr = _run_map(capsys, monkeypatch, str(store), str(output), "--model", str(shipped_model), "--scheduler", "tcp://127.0.0.1:9")
+    _assert_one_line_error(stderr, "tcp://127.0.0.1:9", "scheduler")
     assert not output.exists()
 
-    no_slurm = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no sbatch/squeue on PATH
-    result = _run_map(str(store), str(output), "--model", str(shipped_model), "--cluster", "slurm", env=no_slurm)
-    _assert_one_line_error(result, "SLURM")
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no sbatch/squeue on PATH
+    stderr = _run_map(capsys, monkeypatch, str(store), str(output), "--model", str(shipped_model), "--cluster", "slurm")
+    _assert_one_line_error(stderr, "SLURM")
     assert not output.exists() and not is_complete(output)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import zarr
 from distributed import Client
 
-from eelsbatch.cli import default_model
+from eelsbatch.cli import default_model, main
 from eelsbatch.io import mark_incomplete, write_store
 from eelsbatch.mapping import run_map
 from eelsbatch.synth import spectrum_image
@@ -30,16 +29,26 @@ def small_maps(tmp_path_factory: pytest.TempPathFactory, dask_client: Client) ->
     return folder / "maps.zarr"
 
 
-def _plot(maps: Path, png: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "eelsbatch.cli", "plot", str(maps), "--out", str(png)],
-                          capture_output=True, text=True, timeout=120)
+def _plot(maps: Path, png: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """Run the ``eelsbatch plot`` entry point in this process: exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["eelsbatch", "plot", str(maps), "--out", str(png)])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exited:
+        code = exited.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_plot_writes_one_map_row_per_found_element_and_the_sum_spectrum(small_maps: Path, tmp_path: Path) -> None:
+def test_plot_writes_one_map_row_per_found_element_and_the_sum_spectrum(
+    small_maps: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     png = tmp_path / "maps.png"
-    result = _plot(small_maps, png)
-    assert result.returncode == 0, result.stderr
-    assert str(png) in result.stdout
+    code, out, err = _plot(small_maps, png, capsys, monkeypatch)
+    assert code == 0, err
+    assert str(png) in out
     picture = matplotlib.image.imread(png)
     found = json.loads(zarr.open_group(str(small_maps), mode="r").attrs["elements_found"])
     assert found, "the shipped model found nothing in a strong synthetic image"
@@ -48,12 +57,14 @@ def test_plot_writes_one_map_row_per_found_element_and_the_sum_spectrum(small_ma
     assert np.std(picture[..., :3]) > 0.05  # not a blank canvas
 
 
-def test_plot_refuses_an_incomplete_maps_store(small_maps: Path, tmp_path: Path) -> None:
+def test_plot_refuses_an_incomplete_maps_store(
+    small_maps: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     incomplete = tmp_path / "incomplete.zarr"
     shutil.copytree(small_maps, incomplete)
     mark_incomplete(incomplete)
     png = tmp_path / "maps.png"
-    result = _plot(incomplete, png)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().startswith("eelsbatch: error: ") and "not complete" in result.stderr
+    code, _, err = _plot(incomplete, png, capsys, monkeypatch)
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("eelsbatch: error: ") and "not complete" in err
     assert not png.exists()
