@@ -12,6 +12,10 @@
 # (proctrack/linuxproc, task/none), no accounting database. Every step is idempotent: `start`
 # on a running SLURM only checks it, and `stop` on a stopped one does nothing.
 #
+# The node also offers SLURM_FAKE_GPUS (default 2; 0 for none) GPU slots with no device behind
+# them (empty files as gres device files), so that `--gres=gpu:N` jobs are scheduled and eelsbatch's one-worker-
+# per-GPU mapping can be tested on a machine without GPUs. Nothing runs on them.
+#
 # Environment: SLURM_WAIT_S (default 60) bounds the wait for the node to become idle.
 set -euo pipefail
 
@@ -27,6 +31,7 @@ RUN_DIR=/run/slurm
 MUNGE_KEY=/etc/munge/munge.key
 MUNGE_RUN=/run/munge
 WAIT_S=${SLURM_WAIT_S:-60}
+FAKE_GPUS=${SLURM_FAKE_GPUS:-2}
 
 say() { echo "slurm-single-node: $*"; }
 die() { echo "slurm-single-node: error: $*" >&2; exit 1; }
@@ -55,7 +60,24 @@ node_line() {  # this machine's hardware as SLURM sees it, renamed to $NODE
     line=$(slurmd -C 2>/dev/null | head -n 1) || true
     [[ $line == NodeName=* ]] || die "slurmd -C did not describe this machine (got: ${line:-nothing})"
     # NodeName=<host> CPUs=.. Boards=.. SocketsPerBoard=.. CoresPerSocket=.. ThreadsPerCore=.. RealMemory=..
-    echo "NodeName=$NODE ${line#NodeName=* } State=UNKNOWN"
+    local gres=""
+    [ "$FAKE_GPUS" -gt 0 ] && gres=" Gres=gpu:$FAKE_GPUS"
+    echo "NodeName=$NODE ${line#NodeName=* }$gres State=UNKNOWN"
+}
+
+write_gres() {  # returns 0 when the file changed
+    local new="$MARKER" i
+    if [ "$FAKE_GPUS" -gt 0 ]; then
+        # SLURM counts a GPU only where gres.conf names a device file; these are empty files.
+        mkdir -p "$RUN_DIR"
+        for i in $(seq 0 $((FAKE_GPUS - 1))); do touch "$RUN_DIR/fake-gpu$i"; done
+        new+=$'\n'"Name=gpu File=$RUN_DIR/fake-gpu[0-$((FAKE_GPUS - 1))]"
+    fi
+    if [ -e "$CONF_DIR/gres.conf" ] && [ "$(cat "$CONF_DIR/gres.conf")" == "$new" ]; then
+        return 1
+    fi
+    printf '%s\n' "$new" >"$CONF_DIR/gres.conf"
+    return 0
 }
 
 write_config() {  # returns 0 when the file changed, 1 when it was already current
@@ -92,6 +114,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MinJobAge=30
+GresTypes=gpu
 $(node_line)
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=1-00:00:00 State=UP
 EOF
@@ -154,6 +177,7 @@ start() {
     install_packages
     local changed=0
     write_config && changed=1
+    write_gres && changed=1
     start_munge
     if [ "$changed" -eq 1 ] && { pid_alive "$RUN_DIR/slurmctld.pid" || pid_alive "$RUN_DIR/slurmd.pid"; }; then
         say "configuration changed: restarting the SLURM daemons"
