@@ -83,7 +83,7 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
     rows = len(found) if len(nav) >= 2 else 0
     figure = plt.figure(figsize=(8, 2.8 * rows + 3.2))
     grid = figure.add_gridspec(rows + 1, 2, height_ratios=[2.8] * rows + [3.2])
-    for row, element in enumerate(found):
+    for row, element in enumerate(found[:rows]):  # no image rows for a single spectrum or a line scan
         for column, (name, label, cmap) in enumerate((("probability", "probability", "viridis"), ("edge_intensity", "edge intensity (counts)", "magma"))):
             axis = figure.add_subplot(grid[row, column])
             image = dataset[name].sel(element=element).isel(extra)

@@ -177,7 +177,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     chunked_image: Path, reference_maps: Path, shipped_model: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "maps.zarr"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         pids = sorted(client.run(os.getpid).values())
         killer = _WorkerKiller(output, pids, total=16)

@@ -68,3 +68,14 @@ def test_plot_refuses_an_incomplete_maps_store(
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("eelsbatch: error: ") and "not complete" in err
     assert not png.exists()
+
+
+def test_plot_of_a_single_spectrum_draws_the_spectrum(
+    instrument_dir: Path, tmp_path: Path, dask_client: Client, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maps = tmp_path / "maps.zarr"
+    run_map(instrument_dir / "test-EELS_spectrum.dm3", maps, default_model(), dask_client, progress=False)
+    png = tmp_path / "spectrum.png"
+    code, _, err = _plot(maps, png, capsys, monkeypatch)
+    assert code == 0, err
+    assert matplotlib.image.imread(png).shape[1] >= 600
