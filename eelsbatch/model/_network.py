@@ -9,12 +9,14 @@ from torch import nn
 class EdgeNet(nn.Module):
     """Convolutional front end, bidirectional LSTM, and two heads.
 
-    Input (batch, 2, points): normalised log intensity and the acquisition mask on the model grid.
+    Input (batch, 2, points): normalised log intensity and the acquisition mask on the model grid; the
+    network adds a third, fixed channel, the position on the grid (-1 to 1), so that it knows at which
+    energy an edge starts and so which element it belongs to.
     Four strided convolutions shorten the sequence 16-fold; a BiLSTM reads it both ways; then
 
     - ``tags`` (batch, steps, elements + 1): per step, which element's edge starts there (class 0: none);
     - ``presence`` (batch, elements): logit that each element is present, from max- and mean-pooled
-      features over the valid steps.
+      features over the valid steps plus the strongest onset evidence of that element at any step.
 
     Parameters
     ----------
@@ -24,14 +26,17 @@ class EdgeNet(nn.Module):
         Channels of the convolutional layers.
     hidden
         LSTM hidden size per direction.
+    points
+        Length of the input (the model grid).
     """
 
     downsampling = 16
 
-    def __init__(self, elements: int, width: int = 48, hidden: int = 64) -> None:
+    def __init__(self, elements: int, width: int = 48, hidden: int = 64, points: int = 1024) -> None:
         super().__init__()
+        self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
         self.features = nn.Sequential(
-            nn.Conv1d(2, width // 2, 7, stride=2, padding=3), nn.GELU(),
+            nn.Conv1d(3, width // 2, 7, stride=2, padding=3), nn.GELU(),
             nn.Conv1d(width // 2, width, 5, stride=2, padding=2), nn.GELU(),
             nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
             nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
@@ -43,7 +48,10 @@ class EdgeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(presence_logits (batch, elements), tag_logits (batch, steps, elements + 1))``."""
         mask = nn.functional.max_pool1d(x[:, 1:2], self.downsampling).transpose(1, 2)  # (batch, steps, 1)
+        x = torch.cat([x, self.position.expand(x.shape[0], 1, -1)], dim=1)
         steps, _ = self.lstm(self.features(x).transpose(1, 2))
         pooled_max = steps.masked_fill(mask == 0, -1e4).amax(dim=1)
         pooled_mean = (steps * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return self.presence(torch.cat([pooled_max, pooled_mean], dim=1)), self.tags(steps)
+        tags = self.tags(steps)
+        evidence = tags[..., 1:].masked_fill(mask == 0, -1e4).amax(dim=1)
+        return self.presence(torch.cat([pooled_max, pooled_mean], dim=1)) + evidence, tags

@@ -172,7 +172,8 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     if version != FORMAT_VERSION:
         raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads version {FORMAT_VERSION}")
     architecture = config["architecture"]
-    network = EdgeNet(len(config["elements"]), width=architecture["width"], hidden=architecture["hidden"])
+    network = EdgeNet(len(config["elements"]), width=architecture["width"], hidden=architecture["hidden"],
+                      points=int(config["grid"]["points"]))
     try:
         network.load_state_dict(load_file(str(weights)))
     except (SafetensorError, RuntimeError, OSError) as error:

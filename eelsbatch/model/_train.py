@@ -91,7 +91,7 @@ def train(
     torch.manual_seed(seed)
     device = _device()
     grid = ModelGrid()
-    network = EdgeNet(len(elements)).to(device)
+    network = EdgeNet(len(elements), points=grid.points).to(device)
     store = TrainingStore(data, elements, grid, network.downsampling)
     starts = store.chunk_starts()
     n_validation = max(1, int(round(len(starts) * validation_fraction)))
