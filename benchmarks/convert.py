@@ -11,6 +11,8 @@ chunk by chunk with dask so the generator never holds the whole array. Then, in 
    and polls, with psutil, the kernel's peak resident size (``VmHWM``, so no short peak between two
    polls is missed) of the child and of any children it starts. ``ru_maxrss`` of RUSAGE_CHILDREN is
    not used: on Linux it inherits this (larger) parent's high-water mark through vfork + exec.
+   CPU seconds (user + system) of both are reported too: on a shared machine they vary less than
+   wall-clock time.
 
 Steps 2 and 3 alternate ``--repeat`` times (default 3); the table shows the fastest of each (the
 least disturbed by other work on a shared machine) and the largest peak memory; the JSON keeps every
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -108,16 +111,19 @@ def warm_cache(path: Path) -> None:
             pass
 
 
-def plain_read(path: Path) -> tuple[float, float]:
-    """Read the dataset with h5py, chunk-aligned row slabs, summing every value; return (seconds, sum)."""
-    start = time.perf_counter()
+def plain_read(path: Path) -> tuple[float, float, float]:
+    """Read the dataset with h5py in chunk-aligned row slabs, summing every value.
+
+    Returns (wall seconds, CPU seconds, sum).
+    """
+    start, cpu = time.perf_counter(), time.process_time()
     total = 0.0
     with h5py.File(path, "r") as handle:
         dataset = handle[_find_data(path)]
         step = dataset.chunks[0]
         for row in range(0, dataset.shape[0], step):
             total += float(dataset[row : row + step].sum(dtype=np.float64))
-    return time.perf_counter() - start, total
+    return time.perf_counter() - start, time.process_time() - cpu, total
 
 
 def _peak_rss(process: psutil.Process) -> int:
@@ -135,6 +141,7 @@ def _peak_rss(process: psutil.Process) -> int:
 def convert(source: Path, store: Path) -> dict[str, float]:
     """Run the real ``eelsbatch convert`` in a child process; time it and poll its peak resident memory."""
     peak = 0
+    cpu = _children_cpu_seconds()
     start = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "eelsbatch.cli", "convert", str(source), str(store)],
@@ -162,7 +169,12 @@ def convert(source: Path, store: Path) -> dict[str, float]:
     poller.join()
     if child.returncode != 0:
         raise SystemExit(f"eelsbatch convert failed ({child.returncode}): {stderr.strip()}")
-    return {"seconds": seconds, "peak_rss": peak, "stdout": stdout.strip()}
+    return {"seconds": seconds, "cpu_seconds": _children_cpu_seconds() - cpu, "peak_rss": peak, "stdout": stdout.strip()}
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def startup_seconds() -> float:
@@ -193,11 +205,12 @@ def run(folder: Path, repeat: int) -> dict:
     write_seconds = time.perf_counter() - start
     warm_cache(source)
     load_before = os.getloadavg()
-    reads, startups, conversions = [], [], []
+    reads, read_cpus, startups, conversions = [], [], [], []
     for _ in range(repeat):
         shutil.rmtree(store, ignore_errors=True)  # convert refuses an existing output
-        read_seconds, total = plain_read(source)
+        read_seconds, read_cpu, total = plain_read(source)
         reads.append(read_seconds)
+        read_cpus.append(read_cpu)
         startups.append(startup_seconds())
         conversions.append(convert(source, store))
     load_after = os.getloadavg()
@@ -207,7 +220,7 @@ def run(folder: Path, repeat: int) -> dict:
     peak = max(c["peak_rss"] for c in conversions)
     ratio = convert_seconds / read_seconds
     return {
-        "units": "MB = 2**20 bytes, s = wall-clock seconds",
+        "units": "MB = 2**20 bytes, s = wall-clock seconds unless named cpu",
         "shape": list(SHAPE),
         "dtype": str(DTYPE),
         "data_MB": nbytes / MB,
@@ -222,6 +235,10 @@ def run(folder: Path, repeat: int) -> dict:
         "convert_s_all": [c["seconds"] for c in conversions],
         "child_startup_s_all": startups,
         "peak_rss_MB_all": [c["peak_rss"] / MB for c in conversions],
+        "plain_read_cpu_s_all": read_cpus,
+        "convert_cpu_s_all": [c["cpu_seconds"] for c in conversions],
+        "plain_read_cpu_s": min(read_cpus),
+        "convert_cpu_s": min(c["cpu_seconds"] for c in conversions),
         "plain_read_s": read_seconds,
         "plain_read_MB_per_s": nbytes / MB / read_seconds,
         "convert_s": convert_seconds,
@@ -253,6 +270,8 @@ def print_table(results: dict) -> None:
         ("ratio convert/read", f"{results['ratio_convert_to_read']:.2f}  (goal <= {GOAL_RATIO:g}: "
                                f"{'met' if results['goal_ratio_met'] else 'NOT met'}; "
                                f"{results['ratio_without_startup']:.2f} without start + imports)"),
+        ("CPU seconds", f"read {results['plain_read_cpu_s']:.2f}, convert {results['convert_cpu_s']:.2f} "
+                        f"(ratio {results['convert_cpu_s'] / results['plain_read_cpu_s']:.2f}; less sensitive to load)"),
         ("peak RSS convert", f"{results['peak_rss_MB']:.0f} MB  (VmHWM; goal < 1024 MB: "
                              f"{'met' if results['goal_memory_met'] else 'NOT met'})"),
         ("machine", f"{results['cpu_count']} CPUs, load {results['loadavg_before'][0]:.2f} before, "
