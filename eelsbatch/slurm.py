@@ -252,7 +252,8 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
         job_extra_directives=([f"--gres=gpu:{gpus}"] if gpus else []) + list(options.job_extra),
         job_script_prologue=[f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {_GPUS_ENV}={gpus}"],
         worker_extra_args=worker_args,
-        dashboard_address=":8787" if _has_bokeh() else None,
+        # Without bokeh there is no dashboard, so no fixed port to hold either.
+        scheduler_options={"dashboard_address": ":8787" if _has_bokeh() else ":0"},
     )
     try:
         cluster.scale(jobs=options.jobs)
@@ -260,6 +261,10 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
     except BaseException:
         cluster.close()
         raise
+    ids = ", ".join(job_ids(job_name))
+    where = f"dashboard {cluster.dashboard_link}" if _has_bokeh() else "no dashboard (pip install bokeh)"
+    print(f"eelsbatch: {options.jobs * processes} SLURM worker(s) in job(s) {ids} on partition {partition.name}; "
+          f"{where}; job logs in {log_directory}", file=sys.stderr)
     return cluster
 
 
@@ -291,8 +296,9 @@ def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_
 def _log_tail(log_directory: Path, job_id: str) -> str:
     for log in sorted(log_directory.glob(f"*-{job_id}.err")):
         lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        if lines:
-            return f" (last log line: {lines[-1][:200]})"
+        errors = [line for line in lines if "error" in line.lower()]
+        if errors or lines:
+            return f" ({log}: {(errors or lines)[-1][:200]})"
     return f" (logs in {log_directory})"
 
 
