@@ -156,7 +156,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     grid = ModelGrid(start_eV=80.0, stop_eV=2500.0, points=512, floor=1e-2)
     elements = ["C", "N", "O", "Fe", "La"]
-    original = Recogniser(EdgeNet(len(elements), width=32, hidden=24), elements, grid, temperature=1.7, threshold=0.42, name="round-trip")
+    original = Recogniser(EdgeNet(len(elements), width=32, hidden=24, points=grid.points), elements, grid, temperature=1.7, threshold=0.42, name="round-trip")
     original.save(tmp_path / "m")
     loaded = load_recogniser(tmp_path / "m")
     assert loaded.grid == grid and loaded.elements == elements
