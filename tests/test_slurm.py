@@ -164,6 +164,13 @@ def test_map_on_slurm_equals_a_local_run(
     assert_same_store(output, local_maps)
 
 
+def _done_chunks(output: Path) -> int:
+    try:
+        return int(np.count_nonzero(zarr.open_group(str(output), mode="r")["chunk_done"][:]))
+    except Exception:  # noqa: BLE001 - the map run has not created the store yet
+        return 0
+
+
 class _JobCanceller(threading.Thread):
     """Cancels one SLURM job (``scancel``) once the first chunk of ``output`` is done."""
 
@@ -175,10 +182,7 @@ class _JobCanceller(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            try:
-                done = int(np.count_nonzero(zarr.open_group(str(self.output), mode="r")["chunk_done"][:]))
-            except Exception:  # noqa: BLE001 - the map run has not created the store yet
-                done = 0
+            done = _done_chunks(self.output)
             if done >= 1:
                 subprocess.run(["scancel", self.job], check=True, timeout=30)
                 self.done_at_cancel = done
@@ -206,6 +210,40 @@ def test_a_job_cancelled_mid_map_loses_and_duplicates_no_chunk(
         assert len(client.scheduler_info()["workers"]) == 1
     assert summary.chunks_computed == summary.chunks_total == 16
     assert zarr.open_group(str(output), mode="r")["chunk_done"][:].all()
+    assert is_complete(output)
+    assert_same_store(output, local_maps)
+
+
+def test_the_sbatch_recipe_maps_a_whole_image_in_one_job_and_a_resubmission_resumes_it(
+    partition: Partition, image: Path, model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None
+) -> None:
+    recipe = Path(__file__).resolve().parents[1] / "workflows" / "map.sbatch"
+    output = tmp_path / "maps.zarr"
+    env = {**os.environ, "EELSBATCH_PYTHON": sys.executable}
+
+    def submit(cancel_after_chunks: int | None = None) -> tuple[str, str]:
+        done = subprocess.run(["sbatch", "--parsable", "-p", partition.name, "--chdir", str(tmp_path), str(recipe),
+                               str(image), str(output), "--model", str(model)],
+                              capture_output=True, text=True, env=env, timeout=30, check=True)
+        job = done.stdout.strip().split(";")[0]
+        deadline = time.monotonic() + 120
+        while job in squeue_ids() and time.monotonic() < deadline:
+            if cancel_after_chunks is not None and _done_chunks(output) >= cancel_after_chunks:
+                subprocess.run(["scancel", job], check=True, timeout=30)  # as when the allocation's time is up
+                cancel_after_chunks = None
+            time.sleep(0.05)
+        state = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        return state, (tmp_path / f"eelsbatch-map-{job}.out").read_text()
+
+    state, log = submit(cancel_after_chunks=2)
+    assert "JobState=CANCELLED" in state, log
+    done_before = _done_chunks(output)
+    assert 2 <= done_before < 16 and not is_complete(output), f"cancelled too late: {done_before} of 16 chunks done"
+
+    state, log = submit()
+    assert "JobState=COMPLETED" in state and "ExitCode=0:0" in state, log
+    assert "2 worker(s) connected" in log and f"{16 - done_before} of 16 chunks computed" in log, log
+    assert not list(tmp_path.glob(".eelsbatch-*")), "the recipe left its scheduler folder behind"
     assert is_complete(output)
     assert_same_store(output, local_maps)
 
