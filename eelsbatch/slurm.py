@@ -4,6 +4,8 @@
 partition known, walltime, cores, memory and GPUs within the partition's limits) before it
 submits anything, starts the jobs, waits a bounded time for every worker to connect, and
 cancels every job it submitted when it fails or closes: nothing of ours stays in ``squeue``.
+While it runs, workers retire gracefully shortly before their job's walltime and every job that
+has left the queue (walltime, failure, ``scancel``) is replaced by a new one.
 
 With ``gpus_per_job=N`` each job asks for ``--gres=gpu:N`` and runs N worker processes, each
 with the worker resource ``GPU=1`` and its own GPU (:func:`dask_setup`, loaded with
@@ -12,6 +14,7 @@ with the worker resource ``GPU=1`` and its own GPU (:func:`dask_setup`, loaded w
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -35,6 +38,8 @@ if TYPE_CHECKING:
 MIN_WALLTIME_S = 120
 #: Seconds a worker waits for a vanished scheduler before its job ends by itself.
 DEATH_TIMEOUT_S = 60
+#: Seconds between checks that every SLURM job is still queued or running (ended ones are replaced).
+KEEP_JOBS_INTERVAL_S = 5
 _COMMAND_TIMEOUT_S = 30
 _GPUS_ENV = "EELSBATCH_GPUS_PER_JOB"
 
@@ -235,7 +240,8 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
     log_directory = options.log_directory or tempfile.mkdtemp(prefix="eelsbatch-slurm-")
     interface = options.interface or ("lo" if _on_this_host(partition.nodes) else None)
     job_name = f"eelsbatch-{uuid.uuid4().hex[:8]}"
-    worker_args = ["--resources", "GPU=1", "--preload", "eelsbatch.slurm"] if gpus else []
+    worker_args = _lifetime_args(parse_walltime(options.walltime))
+    worker_args += ["--resources", "GPU=1", "--preload", "eelsbatch.slurm"] if gpus else []
     cluster = _Cluster.get()(
         queue=partition.name,
         account=options.account,
@@ -261,11 +267,52 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
     except BaseException:
         cluster.close()
         raise
+    _keep_jobs(cluster, options.jobs)
     ids = ", ".join(job_ids(job_name))
     where = f"dashboard {cluster.dashboard_link}" if _has_bokeh() else "no dashboard (pip install bokeh)"
     print(f"eelsbatch: {options.jobs * processes} SLURM worker(s) in job(s) {ids} on partition {partition.name}; "
           f"{where}; job logs in {log_directory}", file=sys.stderr)
     return cluster
+
+
+def _lifetime_args(walltime_s: int) -> list[str]:
+    """Worker options that retire each worker gracefully before SLURM ends its job at the walltime.
+
+    A margin of a tenth of the walltime (1 to 5 minutes), staggered by half of it so that the jobs
+    do not all leave at once; :func:`_keep_jobs` then submits their replacements.
+    """
+    margin = min(300, max(60, walltime_s // 10))
+    return ["--lifetime", f"{walltime_s - margin}s", "--lifetime-stagger", f"{margin // 2}s"]
+
+
+def _keep_jobs(cluster: SLURMCluster, jobs: int) -> None:
+    """Replace, every :data:`KEEP_JOBS_INTERVAL_S`, each job that has left the queue.
+
+    A job ends at its walltime, or when it fails or is cancelled; its tasks go to the other
+    workers and a new job with the same specification is submitted, until the cluster closes.
+    """
+    from distributed.core import Status
+    from tornado.ioloop import PeriodicCallback
+
+    async def replace_ended_jobs() -> None:
+        if cluster.status != Status.running:
+            return
+        started = {name: job.job_id for name, job in cluster.workers.items() if getattr(job, "job_id", None)}
+        process = await asyncio.create_subprocess_exec(
+            "squeue", "-h", "--name", cluster.job_name, "-o", "%i",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await process.communicate()
+        if process.returncode != 0 or cluster.status != Status.running:
+            return  # the controller is busy or the cluster is closing: look again next time
+        queued = set(out.decode().split())
+        for name, job_id in started.items():
+            if job_id not in queued and name in cluster.workers:
+                del cluster.workers[name]
+        cluster.scale(jobs=jobs)  # submits a job for every specification without a live one
+
+    callback = PeriodicCallback(replace_ended_jobs, KEEP_JOBS_INTERVAL_S * 1000)
+    cluster.periodic_callbacks["eelsbatch-keep-jobs"] = callback
+    cluster.loop.add_callback(callback.start)
 
 
 def _has_bokeh() -> bool:
