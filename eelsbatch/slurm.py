@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import re
 import socket
@@ -170,27 +171,19 @@ def _on_this_host(nodes: tuple[str, ...]) -> bool:
     return bool(nodes) and set(nodes) <= names
 
 
-class _Cluster:
-    """Namespace for the SLURMCluster subclass, built on first use (dask-jobqueue imports are slow)."""
+@functools.cache
+def _cluster_class() -> type:
+    """dask-jobqueue's SLURMCluster, made to also cancel by job name anything it left in the queue."""
+    from dask_jobqueue import SLURMCluster
 
-    cls: type | None = None
+    class EelsbatchSLURMCluster(SLURMCluster):
+        async def _close(self) -> None:
+            try:
+                await super()._close()
+            finally:
+                cancel_jobs(self.job_name)
 
-    @classmethod
-    def get(cls) -> type:
-        if cls.cls is None:
-            from dask_jobqueue import SLURMCluster
-
-            class EelsbatchSLURMCluster(SLURMCluster):
-                """A SLURMCluster that also cancels, by job name, anything it left in the queue."""
-
-                async def _close(self) -> None:
-                    try:
-                        await super()._close()
-                    finally:
-                        cancel_jobs(self.job_name)
-
-            cls.cls = EelsbatchSLURMCluster
-        return cls.cls
+    return EelsbatchSLURMCluster
 
 
 def cancel_jobs(job_name: str) -> None:
@@ -242,7 +235,7 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
     job_name = f"eelsbatch-{uuid.uuid4().hex[:8]}"
     worker_args = _lifetime_args(parse_walltime(options.walltime))
     worker_args += ["--resources", "GPU=1", "--preload", "eelsbatch.slurm"] if gpus else []
-    cluster = _Cluster.get()(
+    cluster = _cluster_class()(
         queue=partition.name,
         account=options.account,
         walltime=options.walltime,
