@@ -328,7 +328,7 @@ def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_
             gone = sorted(set(known) - set(ids))
             raise EelsbatchError(None, f"--cluster slurm: SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
         if time.monotonic() > deadline:
-            state = "still queued" if not submitted or len(ids) else "not submitted"
+            state = "still queued" if ids else "never seen in squeue" if not submitted else "ended"
             raise EelsbatchError(None, f"--cluster slurm: {expected} worker(s) did not connect within {timeout:.0f} s (jobs {state}; logs in {log_directory})")
         time.sleep(0.5)
 
