@@ -180,12 +180,15 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
+    onset_gate: Annotated[bool, typer.Option(help="Let each step name only elements whose edges can start there (edge table).")] = False,
+    init_from: Annotated[Optional[Path], typer.Option(help="Model folder whose weights start the training (fine-tuning).")] = None,
 ) -> None:
     """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one)."""
     from eelsbatch.model._train import train as train_model
     from eelsbatch.synth import ELEMENTS
 
-    train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads)
+    train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
+                gate=onset_gate, init_from=init_from)
     typer.echo(f"wrote {out}")
 
 

@@ -20,6 +20,7 @@ from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
 from eelsbatch.model import FORMAT_VERSION, EdgeNet, ModelGrid, Recogniser, load_recogniser
 from eelsbatch.model._data import TrainingStore
+from eelsbatch.model._network import GATED_LOGIT, onset_gate
 from eelsbatch.model._train import _losses, train
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
 
@@ -250,3 +251,33 @@ def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:
     assert found[:, ELEMENTS.index("Fe")].all() and found[:, ELEMENTS.index("O")].all()
     onset = result["onset_energy"][:, ELEMENTS.index("O")]
     assert np.all(np.abs(onset - 532.0) < 15.0), onset
+
+
+def test_onset_gate_lets_each_step_name_only_elements_with_an_edge_there(tmp_path: Path) -> None:
+    grid = ModelGrid()
+    gate = onset_gate(grid.edges, list(ELEMENTS), EdgeNet.downsampling)
+    step_energy = grid.edges[:: EdgeNet.downsampling]
+    oxygen_step = np.searchsorted(step_energy, 532.0) - 1  # O K at 532 eV
+    assert gate[oxygen_step, 1 + ELEMENTS.index("O")] and not gate[oxygen_step, 1 + ELEMENTS.index("Si")]
+    assert gate[:, 0].all() and gate[:, 1:].sum(dim=1).float().median() <= 6
+
+    torch.manual_seed(5)
+    network = EdgeNet(len(ELEMENTS), points=grid.points, gate=gate)
+    x = torch.from_numpy(grid.normalise(*grid.resample(np.random.default_rng(2).poisson(100.0, (2, 2048)).astype(np.float32),
+                                                       300.0 + 0.5 * np.arange(2048))))
+    _, tags = network(x)
+    assert torch.all(tags[:, ~gate] == GATED_LOGIT)
+    original = Recogniser(network, list(ELEMENTS), grid)
+    loaded = load_recogniser(original.save(tmp_path / "gated"))
+    assert torch.equal(loaded.network.gate, gate)
+    np.testing.assert_array_equal(loaded.predict_inputs(x.numpy())["probability"], original.predict_inputs(x.numpy())["probability"])
+
+
+def test_fine_tuning_with_the_gate_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path) -> None:
+    start = Recogniser(EdgeNet(len(ELEMENTS)), list(ELEMENTS)).save(tmp_path / "start")
+    tuned = train(tiny_store, tmp_path / "tuned", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
+                  threads=1, gate=True, init_from=start, learning_rate=1e-9)
+    initial = load_recogniser(start).network.state_dict()
+    # a negligible learning rate: the fine-tuned weights are still the starting model's
+    assert torch.allclose(tuned.network.lstm.weight_hh_l0, initial["lstm.weight_hh_l0"], atol=1e-6)
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["architecture"]["onset_gate"] is True

@@ -142,7 +142,7 @@ class Recogniser:
             "elements": self.elements,
             "grid": self.grid.to_dict(),
             "normalisation": "rebin to grid (counts per eV), divide by median over valid cells, log clipped at grid.floor, standardise over valid cells; second input channel is the mask",
-            "architecture": {"class": "EdgeNet", "width": self.network.features[2].out_channels, "hidden": self.network.lstm.hidden_size, "downsampling": self.network.downsampling},
+            "architecture": {"class": "EdgeNet", "width": self.network.features[2].out_channels, "hidden": self.network.lstm.hidden_size, "downsampling": self.network.downsampling, "onset_gate": self.network.gate is not None},
             "temperature": self.temperature,
             "threshold": self.threshold,
             **self.info,
@@ -172,8 +172,11 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     if version != FORMAT_VERSION:
         raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads version {FORMAT_VERSION}")
     architecture = config["architecture"]
+    gate = None
+    if architecture.get("onset_gate"):  # placeholder; the saved gate comes with the weights
+        gate = torch.zeros(int(config["grid"]["points"]) // EdgeNet.downsampling, len(config["elements"]) + 1, dtype=torch.bool)
     network = EdgeNet(len(config["elements"]), width=architecture["width"], hidden=architecture["hidden"],
-                      points=int(config["grid"]["points"]))
+                      points=int(config["grid"]["points"]), gate=gate)
     try:
         network.load_state_dict(load_file(str(weights)))
     except (SafetensorError, RuntimeError, OSError) as error:

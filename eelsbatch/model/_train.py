@@ -13,8 +13,8 @@ from tqdm import tqdm
 from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import exact_match, fit_temperature
-from eelsbatch.model._network import EdgeNet
-from eelsbatch.model._recogniser import Recogniser
+from eelsbatch.model._network import EdgeNet, onset_gate
+from eelsbatch.model._recogniser import Recogniser, load_recogniser
 
 CHECKPOINT = "checkpoint.pt"
 TAG_LOSS_WEIGHT = 0.3
@@ -60,6 +60,8 @@ def train(
     seed: int = 0,
     threads: int | None = None,
     name: str | None = None,
+    gate: bool = False,
+    init_from: str | Path | None = None,
 ) -> Recogniser:
     """Train an :class:`EdgeNet` on ``data`` and save it (weights, config, checkpoint) in ``output``.
 
@@ -83,6 +85,11 @@ def train(
         Torch intra-op threads on the CPU (default: torch's choice).
     name
         Model name (default: the folder name).
+    gate
+        Gate the onset tags with the edge table (:func:`onset_gate`): each step may only name the
+        elements whose edges can start there.
+    init_from
+        Model folder whose weights initialise the network (fine-tuning; same grid and elements).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -91,7 +98,13 @@ def train(
     torch.manual_seed(seed)
     device = _device()
     grid = ModelGrid()
-    network = EdgeNet(len(elements), points=grid.points).to(device)
+    network = EdgeNet(len(elements), points=grid.points,
+                      gate=onset_gate(grid.edges, list(elements), EdgeNet.downsampling) if gate else None)
+    if init_from is not None:
+        start = load_recogniser(init_from)
+        weights = {key: value for key, value in start.network.state_dict().items() if key != "gate"}
+        network.load_state_dict(weights, strict=False)
+    network = network.to(device)
     store = TrainingStore(data, elements, grid, network.downsampling)
     starts = store.chunk_starts()
     n_validation = max(1, int(round(len(starts) * validation_fraction)))
@@ -142,6 +155,7 @@ def train(
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "device": str(device), "history": history,
+        "device": str(device), "history": history, "onset_gate": gate,
+        "initialised_from": None if init_from is None else Path(init_from).name,
     })
     return recogniser
