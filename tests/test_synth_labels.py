@@ -1,0 +1,42 @@
+"""Label definitions of the forward model: window membership, edge SNR and the detection rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eelsbatch.edges import element_of
+from eelsbatch.synth import ELEMENTS, ROSE_SNR, Quality, simulate
+
+
+def test_an_element_whose_edges_all_miss_the_window_is_not_labelled() -> None:
+    # 400 to 912 eV: Fe L2,3 (708 eV) inside; Si K (1839 eV) above and Si L2,3 (99 eV) below.
+    sample = simulate(np.random.default_rng([7, 0]), 2048, ["Fe", "Si"], (400.0, 0.25))
+    present = dict(zip(ELEMENTS, sample["present"]))
+    assert present["Fe"] and not present["Si"]
+    assert sum(present.values()) == 1
+    labelled = {element_of(int(i)) for i in sample["onset_label"][sample["onset_label"] >= 0]}
+    assert labelled == {"Fe"}
+    assert sample["snr"][ELEMENTS.index("Si")] == 0 and sample["jump_ratio"][ELEMENTS.index("Si")] == 0
+
+
+def test_edge_snr_grows_as_the_square_root_of_dose() -> None:
+    # Same generator state: only the dose differs (a degenerate range is drawn without changing the stream).
+    low, high = (
+        simulate(np.random.default_rng([3, 1]), 2048, ["O", "Fe"], (450.0, 0.25), Quality(log_dose=(d, d)))
+        for d in (3.0, 5.0)
+    )
+    o, fe = ELEMENTS.index("O"), ELEMENTS.index("Fe")
+    assert high["dose"] == pytest.approx(100 * low["dose"])
+    ratio = high["snr"][[o, fe]] / low["snr"][[o, fe]]
+    np.testing.assert_allclose(ratio, 10.0, rtol=0.01)
+
+
+def test_detectable_is_present_with_snr_at_the_rose_limit() -> None:
+    faint = Quality(log_jump_minus_one=(-2.0, -1.0), log_dose=(2.5, 4.0))
+    samples = [simulate(np.random.default_rng([5, i]), 1024, ["C", "N", "O"], (250.0, 0.3), faint) for i in range(40)]
+    present = np.array([s["present"] for s in samples])
+    snr = np.array([s["snr"] for s in samples])
+    detectable = np.array([s["detectable"] for s in samples])
+    np.testing.assert_array_equal(detectable, present & (snr >= ROSE_SNR))
+    assert detectable.any() and (present & ~detectable).any()  # both sides of the limit occur
