@@ -182,13 +182,14 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
     onset_gate: Annotated[bool, typer.Option(help="Let each step name only elements whose edges can start there (edge table).")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="Model folder whose weights start the training (fine-tuning).")] = None,
+    chunks_per_epoch: Annotated[Optional[int], typer.Option(help="Training chunks drawn per epoch (default: all).")] = None,
 ) -> None:
     """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one)."""
     from eelsbatch.model._train import train as train_model
     from eelsbatch.synth import ELEMENTS
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
-                gate=onset_gate, init_from=init_from)
+                gate=onset_gate, init_from=init_from, chunks_per_epoch=chunks_per_epoch)
     typer.echo(f"wrote {out}")
 
 

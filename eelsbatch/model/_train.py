@@ -62,6 +62,7 @@ def train(
     name: str | None = None,
     gate: bool = False,
     init_from: str | Path | None = None,
+    chunks_per_epoch: int | None = None,
 ) -> Recogniser:
     """Train an :class:`EdgeNet` on ``data`` and save it (weights, config, checkpoint) in ``output``.
 
@@ -90,6 +91,8 @@ def train(
         elements whose edges can start there.
     init_from
         Model folder whose weights initialise the network (fine-tuning; same grid and elements).
+    chunks_per_epoch
+        Train each epoch on this many training chunks drawn at random (default: all of them).
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -109,7 +112,8 @@ def train(
     starts = store.chunk_starts()
     n_validation = max(1, int(round(len(starts) * validation_fraction)))
     train_starts, validation_starts = starts[:-n_validation], starts[-n_validation:]
-    steps_per_epoch = sum(-(-min(store.chunk, store.size - s) // batch_size) for s in train_starts)
+    per_epoch = len(train_starts) if chunks_per_epoch is None else max(1, min(chunks_per_epoch, len(train_starts)))
+    steps_per_epoch = per_epoch * -(-store.chunk // batch_size)
     optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=epochs * steps_per_epoch)
     first_epoch, history = 0, []
@@ -131,7 +135,8 @@ def train(
         network.train()
         progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
         rng = np.random.default_rng([seed, epoch])  # per-epoch shuffle: a resumed run sees the same order
-        for batch in store.batches(train_starts, rng):
+        epoch_starts = sorted(rng.choice(train_starts, per_epoch, replace=False).tolist())
+        for batch in store.batches(epoch_starts, rng):
             for i in range(0, len(batch.inputs), batch_size):
                 part = Batch(*(getattr(batch, f)[i : i + batch_size] for f in Batch.__dataclass_fields__))
                 presence_loss, tag_loss = _losses(network, part, device)
@@ -154,7 +159,7 @@ def train(
     recogniser.temperature = fit_temperature(logits, targets)
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
-        "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+        "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
         "device": str(device), "history": history, "onset_gate": gate,
         "initialised_from": None if init_from is None else Path(init_from).name,
     })
