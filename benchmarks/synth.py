@@ -10,6 +10,10 @@ and noise drawn per spectrum):
    (1 thread each, separate processes), and their ratio (goal: near 2 on this 2-core machine).
    Each cluster first writes a small warm-up store (imports, edge-table load), so the rates are
    those of the steady state. The two stores are checked to be identical (same seed).
+   ``task_busy_fraction`` is the workers' task compute time over workers x wall time: near 1 means
+   every worker was kept busy; ``cores_used`` is the workers' CPU time over wall time: on a loaded
+   shared machine a busy worker gets less than a core, and the ratio then measures the machine's
+   spare CPU rather than the scaling of the code.
 
 Prints a table and writes ``benchmarks/results/synth.json``. The machine is shared: the load
 average before and after is recorded.
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
 
 from eelsbatch.synth import generate, write_training_set
 
@@ -42,11 +46,16 @@ def _on_cluster(workers: int, n: int, chunk_size: int, channels: int, scratch: P
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         write_training_set(scratch / f"warm{workers}.zarr", 2 * workers, SEED + 1, client, channels, chunk_size=1)
-        started = time.perf_counter()
-        store = write_training_set(scratch / f"w{workers}.zarr", n, SEED, client, channels, chunk_size)
-        wall = time.perf_counter() - started
+        cpu_before = sum(client.run(time.process_time).values())
+        with get_task_stream(client) as stream:
+            started = time.perf_counter()
+            store = write_training_set(scratch / f"w{workers}.zarr", n, SEED, client, channels, chunk_size)
+            wall = time.perf_counter() - started
+        cpu = sum(client.run(time.process_time).values()) - cpu_before
+    busy = sum(s["stop"] - s["start"] for task in stream.data for s in task["startstops"] if s["action"] == "compute")
     return {"workers": workers, "spectra": n, "chunks": -(-n // chunk_size), "wall_s": wall,
-            "spectra_per_s": n / wall, "store": str(store)}
+            "spectra_per_s": n / wall, "task_busy_fraction": busy / (workers * wall),
+            "worker_cpu_s": cpu, "cores_used": cpu / wall, "store": str(store)}
 
 
 def main() -> None:
@@ -81,9 +90,10 @@ def main() -> None:
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
     }
     print(f"forward model in process (1 core, no Dask): {in_process:8.1f} spectra/s")
-    print(f"{'workers':>7} {'spectra':>8} {'chunks':>6} {'wall s':>8} {'spectra/s':>10}")
+    print(f"{'workers':>7} {'spectra':>8} {'chunks':>6} {'wall s':>8} {'spectra/s':>10} {'busy':>5} {'cores':>5}")
     for run in runs:
-        print(f"{run['workers']:>7} {run['spectra']:>8} {run['chunks']:>6} {run['wall_s']:>8.2f} {run['spectra_per_s']:>10.1f}")
+        print(f"{run['workers']:>7} {run['spectra']:>8} {run['chunks']:>6} {run['wall_s']:>8.2f}"
+              f" {run['spectra_per_s']:>10.1f} {run['task_busy_fraction']:>5.2f} {run['cores_used']:>5.2f}")
     print(f"ratio 2/1 workers: {ratio:.2f} (goal ~2); identical stores: {identical}")
     print(f"load average before {load_before[0]:.2f}, after {result['load_average_after'][0]:.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
