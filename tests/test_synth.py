@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from distributed import Client, LocalCluster
 
+from eelsbatch.cli import main
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import open_store
 from eelsbatch.synth import STRONG, Quality, generate, simulate, write_spectrum_image, write_training_set
@@ -92,16 +93,33 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["--energy-offset", "5000", "--dispersion", "0.5"], "lies outside the edge table's 50-3000 eV"),
     ],
 )
-def test_bad_input_is_one_line_and_leaves_no_store(tmp_path: Path, arguments: list[str], message: str) -> None:
-    result = _cli("synth", str(tmp_path / "out.zarr"), *arguments)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert message in result.stderr and "Traceback" not in result.stderr
+def test_bad_input_is_one_line_and_leaves_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, arguments: list[str], message: str
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["eelsbatch", "synth", str(tmp_path / "out.zarr"), *arguments])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert stderr.strip().splitlines() == [stderr.strip()] and stderr.startswith("eelsbatch: error: ")
+    assert message in stderr and "Traceback" not in stderr
     assert not list(tmp_path.iterdir())
 
 
-def test_preview_png_is_written(tmp_path: Path) -> None:
-    result = _cli("synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10", "--workers", "1", "--preview", str(tmp_path / "p.png"))
-    assert result.returncode == 0, result.stderr
+def test_bad_input_through_the_interpreter_is_one_line(tmp_path: Path) -> None:
+    result = _cli("synth", str(tmp_path / "out.zarr"), "--n", "0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_preview_png_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
+    arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10",
+                 "--scheduler", dask_client.scheduler.address, "--preview", str(tmp_path / "p.png")]
+    monkeypatch.setattr(sys, "argv", ["eelsbatch", *arguments])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code in (0, None)
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert xr.open_zarr(tmp_path / "s.zarr", consolidated=False).sizes["sample"] == 20
