@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse
 
 from eelsbatch.errors import EelsbatchError
 
@@ -64,20 +65,18 @@ class ModelGrid:
         mask : (n, points) bool
             True where the grid cell lies wholly inside the acquired window.
         """
-        counts = np.asarray(counts, dtype=np.float64)
-        energy = np.broadcast_to(np.asarray(energy, dtype=np.float64), counts.shape)
-        width = np.diff(energy, axis=1)
-        bounds = np.concatenate([energy[:, :1] - width[:, :1] / 2, (energy[:, 1:] + energy[:, :-1]) / 2, energy[:, -1:] + width[:, -1:] / 2], axis=1)
-        cumulative = np.concatenate([np.zeros((counts.shape[0], 1)), np.cumsum(counts, axis=1)], axis=1)
+        counts = np.asarray(counts)
+        energy = np.asarray(energy, dtype=np.float64)
         cells = self.edges
-        density = np.empty((counts.shape[0], self.points))
-        if np.all(energy[0] == energy):  # one axis for all spectra (a spectrum image): one interpolation
-            at_cells = np.stack([np.interp(cells, bounds[0], row) for row in cumulative]) if counts.shape[0] < 4 else _interp_rows(cells, bounds[0], cumulative)
-            mask_row = (cells[:-1] >= bounds[0, 0]) & (cells[1:] <= bounds[0, -1])
-            mask = np.broadcast_to(mask_row, density.shape).copy()
-        else:
-            at_cells = np.stack([np.interp(cells, b, c) for b, c in zip(bounds, cumulative)])
-            mask = (cells[None, :-1] >= bounds[:, :1]) & (cells[None, 1:] <= bounds[:, -1:])
+        if energy.ndim == 1:  # one axis for all spectra (a spectrum image): one sparse rebinning matrix
+            rebin, mask_row = _rebinning_matrix(energy, cells)
+            density = np.asarray((rebin @ np.asarray(counts, dtype=np.float32).T).T, dtype=np.float32)
+            return density, np.broadcast_to(mask_row, density.shape)
+        cumulative = np.zeros((counts.shape[0], counts.shape[1] + 1))
+        np.cumsum(counts, axis=1, dtype=np.float64, out=cumulative[:, 1:])
+        bounds = np.stack([_channel_bounds(row) for row in energy])
+        at_cells = np.stack([np.interp(cells, b, c) for b, c in zip(bounds, cumulative)])
+        mask = (cells[None, :-1] >= bounds[:, :1]) & (cells[None, 1:] <= bounds[:, -1:])
         density = np.diff(at_cells, axis=1) / np.diff(cells)[None, :]
         density[~mask] = 0.0
         return density.astype(np.float32), mask
@@ -106,8 +105,26 @@ class ModelGrid:
         return np.stack([features, mask.astype(np.float64)], axis=1).astype(np.float32)
 
 
-def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """``np.interp`` of many rows ``fp`` sharing the abscissae ``xp``, as one gather."""
-    index = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, xp.size - 2)
-    weight = np.clip((x - xp[index]) / (xp[index + 1] - xp[index]), 0.0, 1.0)
-    return fp[:, index] * (1.0 - weight) + fp[:, index + 1] * weight
+def _channel_bounds(energy: np.ndarray) -> np.ndarray:
+    """Channel boundaries (channels + 1,) of an increasing energy axis: midpoints, extended at both ends."""
+    width = np.diff(energy)
+    return np.concatenate([energy[:1] - width[:1] / 2, (energy[1:] + energy[:-1]) / 2, energy[-1:] + width[-1:] / 2])
+
+
+def _rebinning_matrix(energy: np.ndarray, cells: np.ndarray) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """Sparse (cells, channels) matrix taking counts to mean counts per eV in each grid cell, and the mask.
+
+    Entry (k, j) is the share of channel ``j`` lying in cell ``k``, divided by the cell's width; the rows
+    of cells not wholly inside the acquired window are empty (masked).
+    """
+    bounds = _channel_bounds(energy)
+    first = np.clip(np.searchsorted(bounds, cells[:-1], side="right") - 1, 0, energy.size - 1)
+    last = np.clip(np.searchsorted(bounds, cells[1:], side="left") - 1, 0, energy.size - 1)
+    mask = (cells[:-1] >= bounds[0]) & (cells[1:] <= bounds[-1])
+    per_cell = np.where(mask, last - first + 1, 0)
+    rows = np.repeat(np.arange(cells.size - 1), per_cell)
+    columns = first[rows] + np.arange(rows.size) - np.repeat(np.cumsum(per_cell) - per_cell, per_cell)
+    overlap = np.minimum(bounds[columns + 1], cells[rows + 1]) - np.maximum(bounds[columns], cells[rows])
+    share = np.clip(overlap, 0.0, None) / (bounds[columns + 1] - bounds[columns]) / (cells[rows + 1] - cells[rows])
+    matrix = scipy.sparse.csr_matrix((share.astype(np.float32), (rows, columns)), shape=(cells.size - 1, energy.size))
+    return matrix, mask
