@@ -95,14 +95,27 @@ class ModelGrid:
         Absolute intensity drops out: each spectrum is divided by its median over valid cells, logged
         (clipped at ``floor``), and standardised to zero mean and unit variance over valid cells.
         """
+        if len(mask) and (mask == mask[:1]).all():  # one window for all spectra: work on its cells only
+            cells = mask[0]
+            values = np.asarray(density[:, cells], dtype=np.float64)
+            inputs = np.zeros((len(density), 2, self.points), np.float32)
+            inputs[:, 0, cells] = self._standardised(values, values > 0)
+            inputs[:, 1, cells] = 1.0
+            return inputs
         masked = np.where(mask, density, np.nan)
-        scale = np.nanmedian(np.where(masked > 0, masked, np.nan), axis=1, keepdims=True)
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-        logged = np.log(np.clip(masked / scale, self.floor, None))
-        mean = np.nanmean(logged, axis=1, keepdims=True)
-        std = np.nanstd(logged, axis=1, keepdims=True) + 1e-3
-        features = np.where(mask, (logged - mean) / std, 0.0)
+        features = np.where(mask, self._standardised(masked, mask & (masked > 0)), 0.0)
         return np.stack([features, mask.astype(np.float64)], axis=1).astype(np.float32)
+
+    def _standardised(self, values: np.ndarray, positive: np.ndarray) -> np.ndarray:
+        """Log of ``values`` over their median positive value, standardised per row (NaN values ignored)."""
+        if positive.all():
+            scale = np.median(values, axis=1, keepdims=True)
+        else:
+            scale = np.nanmedian(np.where(positive, values, np.nan), axis=1, keepdims=True)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        logged = np.log(np.clip(values / scale, self.floor, None))
+        mean = np.nanmean(logged, axis=1, keepdims=True)
+        return (logged - mean) / (np.nanstd(logged, axis=1, keepdims=True) + 1e-3)
 
 
 def _channel_bounds(energy: np.ndarray) -> np.ndarray:
