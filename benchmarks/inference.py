@@ -16,7 +16,7 @@ Prints a table and writes ``benchmarks/results/inference.json``. Goal (issue 4/5
 ~1,500 spectra/s for ``predict`` on 2 CPU threads, so that ``map`` reaches 1,000 spectra/s end to
 end on this 2-core machine.
 
-Usage: ``python benchmarks/inference.py [--model models/edgenet-v1] [--spectra 8192] [--threads 2]``
+Usage: ``python benchmarks/inference.py [--model models/edgenet-v2] [--spectra 8192] [--threads 2]``
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eelsbatch.model import load_recogniser
+from eelsbatch.model import SHIPPED_MODEL, load_recogniser
 from eelsbatch.synth import generate
 
 RESULTS = Path(__file__).parent / "results" / "inference.json"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "edgenet-v1"
-BATCH_SIZES = (64, 256, 1024, 4096)
+BATCH_SIZES = (16, 64, 256, 1024, 4096)
 WINDOW = (280.0, 0.5)  # energy offset (eV), dispersion (eV/ch): 280-1304 eV, a typical core-loss window
 CHANNELS = 2048
 GOAL_SPECTRA_PER_S = 1500.0
@@ -91,7 +90,7 @@ def _print_table(title: str, rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--spectra", type=int, default=8192)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)

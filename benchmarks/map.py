@@ -21,7 +21,7 @@ Prints a table and writes ``benchmarks/results/map.json``. Goal (issue 5): at le
 end to end on this 2-core machine for 2048 channels. The machine is shared: the load average before
 and after is recorded.
 
-Usage: ``python benchmarks/map.py [--model models/edgenet-v1] [--large 256] [--small 64]``
+Usage: ``python benchmarks/map.py [--model models/edgenet-v2] [--large 256] [--small 64]``
 """
 
 from __future__ import annotations
@@ -45,11 +45,10 @@ from distributed import Client, LocalCluster
 
 from eelsbatch.io import open_store, write_store
 from eelsbatch.mapping import edge_intensity, integration_onset, run_map
-from eelsbatch.model import load_recogniser
+from eelsbatch.model import SHIPPED_MODEL, load_recogniser
 from eelsbatch.synth import generate
 
 RESULTS = Path(__file__).parent / "results" / "map.json"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "edgenet-v1"
 WINDOW = (250.0, 0.5)
 CHANNELS = 2048
 GOAL_SPECTRA_PER_S = 1000.0
@@ -149,7 +148,7 @@ def _intensity_share(store: Path, model: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--large", type=int, default=256, help="side of the large image (pixels)")
     parser.add_argument("--small", type=int, default=64, help="side of the small image (pixels)")
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the stores (default: a temporary one)")

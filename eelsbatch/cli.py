@@ -180,7 +180,6 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
-    onset_gate: Annotated[bool, typer.Option(help="Let each step name only elements whose edges can start there (edge table).")] = False,
     init_from: Annotated[Optional[Path], typer.Option(help="Model folder whose weights start the training (fine-tuning).")] = None,
     chunks_per_epoch: Annotated[Optional[int], typer.Option(help="Training chunks drawn per epoch (default: all).")] = None,
 ) -> None:
@@ -189,13 +188,13 @@ def train(
     from eelsbatch.synth import ELEMENTS
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
-                gate=onset_gate, init_from=init_from, chunks_per_epoch=chunks_per_epoch)
+                init_from=init_from, chunks_per_epoch=chunks_per_epoch)
     typer.echo(f"wrote {out}")
 
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", help="Model folder, e.g. models/edgenet-v1.")],
+    model: Annotated[Path, typer.Option("--model", help="Model folder, e.g. models/edgenet-v2.")],
     data: Annotated[Path, typer.Option("--data", help="Labelled synthetic store, instrument file, or convert store.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for evaluation.json and evaluation.png (synthetic data).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold (default: the model's).")] = None,
@@ -234,16 +233,11 @@ def _store_kind(path: Path) -> str | None:
         return None
 
 
-def default_model() -> Path:
-    """The shipped model: ``models/edgenet-v1`` in the source tree."""
-    return Path(__file__).resolve().parent.parent / "models" / "edgenet-v1"
-
-
 @app.command("map")
 def map_command(
     input: Annotated[Path, typer.Argument(help="Spectrum-image store or instrument file.")],
     output: Annotated[Path, typer.Argument(help="Maps store to write, e.g. MAPS.zarr.")],
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped models/edgenet-v1).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped models/edgenet-v2).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Presence threshold (default: the model's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into OUTPUT.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
@@ -263,9 +257,9 @@ def map_command(
     """Map which elements are where: per-pixel edge recognition and classic edge-intensity maps."""
     from eelsbatch.cluster import open_client
     from eelsbatch.mapping import run_map
-    from eelsbatch.model import load_recogniser
+    from eelsbatch.model import SHIPPED_MODEL, load_recogniser
 
-    model = model or default_model()
+    model = model or SHIPPED_MODEL
     load_recogniser(model)  # a missing or corrupt model fails before any cluster starts
     options = cluster_options(scheduler, cluster, workers, threads_per_worker, cluster_config, queue, account,
                               walltime, cores, memory, jobs, gpus_per_job)
@@ -300,6 +294,7 @@ def demo(
     from eelsbatch.cluster import ClusterOptions, open_client
     from eelsbatch.mapping import run_map
     from eelsbatch.mapping._truth import intersection_over_union
+    from eelsbatch.model import SHIPPED_MODEL
     from eelsbatch.plot import plot_maps
     from eelsbatch.synth import write_spectrum_image
 
@@ -309,7 +304,7 @@ def demo(
     with open_client(ClusterOptions(n_workers=workers)) as client:
         typer.echo(f"synthesising a {shape} {structure} spectrum image into {image}")
         write_spectrum_image(image, structure, (size[0], size[-1]), 0, client, overwrite=True)
-        summary = run_map(image, maps, default_model(), client, overwrite=True)
+        summary = run_map(image, maps, SHIPPED_MODEL, client, overwrite=True)
     typer.echo(f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s); "
                f"elements found: {', '.join(summary.elements_found) or 'none'}")
     for element, iou in intersection_over_union(maps, image).items():

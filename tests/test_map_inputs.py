@@ -11,7 +11,8 @@ import pytest
 import xarray as xr
 from distributed import Client
 
-from eelsbatch.cli import default_model, main
+from eelsbatch.cli import main
+from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, is_complete, mark_incomplete, open_spectrum_image, open_store, write_store
 from eelsbatch.mapping import run_map
 from eelsbatch.synth import spectrum_image
@@ -25,7 +26,7 @@ INSTRUMENT_FILES = [
 @pytest.fixture(scope="module")
 def shipped_model() -> Path:
     """The model shipped in ``models/``."""
-    model = default_model()
+    model = SHIPPED_MODEL
     assert (model / "weights.safetensors").is_file(), f"shipped model missing at {model}"
     return model
 

@@ -18,13 +18,13 @@ import xarray as xr
 
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
-from eelsbatch.model import FORMAT_VERSION, EdgeNet, ModelGrid, Recogniser, load_recogniser
+from eelsbatch.model import FORMAT_VERSION, SHIPPED_MODEL, EdgeNet, ModelGrid, Recogniser, load_recogniser
 from eelsbatch.model._data import TrainingStore
-from eelsbatch.model._network import GATED_LOGIT, onset_gate
+from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV, WINDOW_MARGIN_RELATIVE
 from eelsbatch.model._train import _losses, train
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "edgenet-v1"
+SHIPPED = SHIPPED_MODEL
 NOISE_ONLY = ("test-EELS_spectrum.dm3", "16x16-spectrum_image-5x5x1024.emi")
 
 
@@ -92,7 +92,7 @@ def test_normalised_input_does_not_depend_on_dispersion_or_intensity() -> None:
 
 
 def test_window_missing_the_grid_is_an_error() -> None:
-    recogniser = Recogniser(EdgeNet(len(ELEMENTS)), list(ELEMENTS))
+    recogniser = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS))
     counts = np.ones((2, 1024), np.float32)
     with pytest.raises(EelsbatchError, match="misses the model grid"):
         recogniser.predict(counts, 3200.0 + np.arange(1024.0))
@@ -104,7 +104,7 @@ def test_window_missing_the_grid_is_an_error() -> None:
 
 def test_training_steps_reduce_the_loss(tiny_store: Path) -> None:
     torch.manual_seed(0)
-    network = EdgeNet(len(ELEMENTS), width=16, hidden=16)
+    network = EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8)
     store = TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), network.downsampling)
     batch = store.read(0, 32)
     assert batch.inputs.shape == (32, 2, 1024) and batch.detectable.shape == (32, len(ELEMENTS))
@@ -112,8 +112,8 @@ def test_training_steps_reduce_the_loss(tiny_store: Path) -> None:
     optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
     losses = []
     for _ in range(25):
-        presence, tags = _losses(network, batch, torch.device("cpu"))
-        loss = presence + 0.3 * tags
+        presence, onset = _losses(network, batch, torch.device("cpu"))
+        loss = presence + 0.3 * onset
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -157,12 +157,12 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     grid = ModelGrid(start_eV=80.0, stop_eV=2500.0, points=512, floor=1e-2)
     elements = ["C", "N", "O", "Fe", "La"]
-    original = Recogniser(EdgeNet(len(elements), width=32, hidden=24, points=grid.points), elements, grid, temperature=1.7, threshold=0.42, name="round-trip")
+    original = Recogniser(EdgeNet.build(elements, grid, width=32, hidden=24, evidence=8), elements, grid, temperature=1.7, threshold=0.42, name="round-trip")
     original.save(tmp_path / "m")
     loaded = load_recogniser(tmp_path / "m")
     assert loaded.grid == grid and loaded.elements == elements
     assert loaded.temperature == 1.7 and loaded.threshold == 0.42 and loaded.name == "round-trip"
-    assert loaded.network.lstm.hidden_size == 24 and len(loaded.sha256) == 64
+    assert loaded.network.lstm.hidden_size == 24 and loaded.network.sizes["evidence"] == 8 and len(loaded.sha256) == 64
     for key, value in original.network.state_dict().items():
         assert torch.equal(value, loaded.network.state_dict()[key]), key
     energy = 150.0 + 0.5 * np.arange(2048)
@@ -176,7 +176,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def saved_model(tmp_path: Path) -> Path:
-    return Recogniser(EdgeNet(len(ELEMENTS)), list(ELEMENTS), name="bad").save(tmp_path / "model")
+    return Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS), name="bad").save(tmp_path / "model")
 
 
 def _corrupt_weights(folder: Path) -> None:
@@ -249,39 +249,39 @@ def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:
     energy = window[0] + window[1] * np.arange(iron_oxide["spectrum"].shape[1])
     result = shipped.predict(iron_oxide["spectrum"][strong], energy)
     found = result["probability"] > shipped.threshold
-    # edgenet-v1 finds Fe in 93 % and O in 96 % of these (26 and 27 of 28), and nothing else
+    # edgenet-v2 finds Fe in 96 % and O in 92 % of these (25 and 24 of 26), and nothing else
     assert found[:, columns].mean(axis=0).min() >= 0.85, found[:, columns].mean(axis=0)
     assert not np.delete(found, columns, axis=1).any()
     onset = result["onset_energy"][found[:, columns[1]], columns[1]]
     assert np.all(np.abs(onset - 532.0) < 15.0), onset
 
 
-def test_onset_gate_lets_each_step_name_only_elements_with_an_edge_there(tmp_path: Path) -> None:
+def test_read_out_windows_sit_on_the_tabulated_onsets() -> None:
+    """Each element is read out around its own major-edge onsets, wide enough for shifts and calibration errors."""
     grid = ModelGrid()
-    gate = onset_gate(grid.edges, list(ELEMENTS), EdgeNet.downsampling)
-    step_energy = grid.edges[:: EdgeNet.downsampling]
-    oxygen_step = np.searchsorted(step_energy, 532.0) - 1  # O K at 532 eV
-    assert gate[oxygen_step, 1 + ELEMENTS.index("O")] and not gate[oxygen_step, 1 + ELEMENTS.index("Si")]
-    assert gate[:, 0].all() and gate[:, 1:].sum(dim=1).float().median() <= 6
+    network = EdgeNet.build(list(ELEMENTS), grid)
+    boundaries = grid.edges[:: EdgeNet.downsampling]
 
-    torch.manual_seed(5)
-    network = EdgeNet(len(ELEMENTS), points=grid.points, gate=gate)
-    x = torch.from_numpy(grid.normalise(*grid.resample(np.random.default_rng(2).poisson(100.0, (2, 2048)).astype(np.float32),
-                                                       300.0 + 0.5 * np.arange(2048))))
-    _, tags = network(x)
-    assert torch.all(tags[:, ~gate] == GATED_LOGIT)
-    original = Recogniser(network, list(ELEMENTS), grid)
-    loaded = load_recogniser(original.save(tmp_path / "gated"))
-    assert torch.equal(loaded.network.gate, gate)
-    np.testing.assert_array_equal(loaded.predict_inputs(x.numpy())["probability"], original.predict_inputs(x.numpy())["probability"])
+    def window(element: str, family: str) -> tuple[float, float]:
+        i, j = ELEMENTS.index(element), FAMILIES.index(family)
+        assert network.slot_valid[i, j]
+        step, half = int(network.slot_step[i, j]), WINDOW_KERNELS[int(network.slot_kernel[i, j])] // 2
+        return boundaries[step - half], boundaries[step + half + 1]
+
+    for element, family, onset in [("O", "K", 532.0), ("C", "K", 283.8), ("Fe", "L2,3", 708.1), ("Si", "K", 1838.9), ("Si", "L2,3", 99.4)]:
+        low, high = window(element, family)
+        margin = WINDOW_MARGIN_EV + WINDOW_MARGIN_RELATIVE * onset
+        assert low <= onset - margin and onset + margin <= high, (element, family, low, high)
+        assert high - low < 6 * margin + 0.1 * onset, (element, family, low, high)  # and not much wider
+    assert not network.slot_valid[ELEMENTS.index("O"), FAMILIES.index("L2,3")]  # O has no L2,3 edge on the grid
 
 
-def test_fine_tuning_with_the_gate_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path) -> None:
-    start = Recogniser(EdgeNet(len(ELEMENTS)), list(ELEMENTS)).save(tmp_path / "start")
+def test_fine_tuning_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path) -> None:
+    start = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS)).save(tmp_path / "start")
     tuned = train(tiny_store, tmp_path / "tuned", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
-                  threads=1, gate=True, init_from=start, learning_rate=1e-9, chunks_per_epoch=1)
+                  threads=1, init_from=start, learning_rate=1e-9, chunks_per_epoch=1)
     initial = load_recogniser(start).network.state_dict()
     # a negligible learning rate: the fine-tuned weights are still the starting model's
     assert torch.allclose(tuned.network.lstm.weight_hh_l0, initial["lstm.weight_hh_l0"], atol=1e-6)
     config = json.loads((tmp_path / "tuned" / "config.json").read_text())
-    assert config["architecture"]["onset_gate"] is True and config["training"]["chunks_per_epoch"] == 1
+    assert config["training"]["chunks_per_epoch"] == 1 and config["training"]["initialised_from"] == "start"

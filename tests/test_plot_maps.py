@@ -13,7 +13,8 @@ import pytest
 import zarr
 from distributed import Client
 
-from eelsbatch.cli import default_model, main
+from eelsbatch.cli import main
+from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.io import mark_incomplete, write_store
 from eelsbatch.mapping import run_map
 from eelsbatch.synth import spectrum_image
@@ -25,7 +26,7 @@ def small_maps(tmp_path_factory: pytest.TempPathFactory, dask_client: Client) ->
     folder = tmp_path_factory.mktemp("plot")
     counts, truth = spectrum_image("core-shell", (12, 12), seed=4)
     image = write_store(counts, folder / "image.zarr", chunks=[12, 12], extra={"truth": truth}, client=dask_client)
-    run_map(image, folder / "maps.zarr", default_model(), dask_client, progress=False)
+    run_map(image, folder / "maps.zarr", SHIPPED_MODEL, dask_client, progress=False)
     return folder / "maps.zarr"
 
 
@@ -74,7 +75,7 @@ def test_plot_of_a_single_spectrum_draws_the_spectrum(
     instrument_dir: Path, tmp_path: Path, dask_client: Client, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     maps = tmp_path / "maps.zarr"
-    run_map(instrument_dir / "test-EELS_spectrum.dm3", maps, default_model(), dask_client, progress=False)
+    run_map(instrument_dir / "test-EELS_spectrum.dm3", maps, SHIPPED_MODEL, dask_client, progress=False)
     png = tmp_path / "spectrum.png"
     code, _, err = _plot(maps, png, capsys, monkeypatch)
     assert code == 0, err

@@ -21,7 +21,8 @@ import pytest
 import zarr
 from distributed import Client
 
-from eelsbatch.cli import default_model, main
+from eelsbatch.cli import main
+from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.cluster import ClusterOptions, open_client
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, write_store
@@ -66,7 +67,7 @@ def no_leftover_jobs(partition: Partition):
 @pytest.fixture(scope="module")
 def model() -> Path:
     """The shipped model (loaded and run, never trained, here)."""
-    path = default_model()
+    path = SHIPPED_MODEL
     assert (path / "weights.safetensors").is_file(), f"shipped model missing at {path}"
     return path
 

@@ -18,7 +18,7 @@ from eelsbatch.synth import STRONG, Quality, generate, simulate, write_spectrum_
 
 
 def test_shot_noise_variance_matches_the_mean_at_high_dose() -> None:
-    high_dose = Quality(log_dose=(5.0, 5.5), spike_probability=0.0)
+    high_dose = Quality(log_dose=(5.0, 5.5), spike_probability=0.0, blank_probability=0.0)
     ratios = []
     for i in range(40):
         sample = simulate(np.random.default_rng([11, i]), 2048, ["Fe", "O"], (450.0, 0.25), high_dose)
@@ -55,6 +55,18 @@ def test_labels_cover_no_edge_spectra_and_the_detection_limit() -> None:
     weak = samples["present"] & ~samples["detectable"]
     assert weak.any() and (samples["snr"][weak] < 5).all()
     assert (samples["snr"][samples["detectable"]] >= 5).all()
+
+
+def test_blank_readouts_carry_no_element_and_leave_the_other_draws_alone() -> None:
+    always, never = Quality(blank_probability=1.0), Quality(blank_probability=0.0)
+    for i in range(20):
+        blank = simulate(np.random.default_rng([7, i]), 1024, ["Fe", "O"], (450.0, 0.5), always)
+        specimen = simulate(np.random.default_rng([7, i]), 1024, ["Fe", "O"], (450.0, 0.5), never)
+        assert not blank["present"].any() and not blank["detectable"].any() and (blank["onset_label"] == -1).all()
+        assert np.ptp(blank["expected"]) == 0.0  # flat: no background, no edge
+        assert specimen["present"].any() and specimen["dose"] == blank["dose"]  # same draws up to the blank one
+    share = np.mean([simulate(np.random.default_rng([8, i]), 256)["present"].any() for i in range(300)])
+    assert 0.75 < share < 0.95  # 10 % drawn with no element, 3 % blank, a few with no edge in the window
 
 
 def test_same_seed_gives_same_data_on_any_workers_and_chunking(dask_client: Client, tmp_path: Path) -> None:

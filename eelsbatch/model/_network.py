@@ -1,4 +1,4 @@
-"""The CNN-BiLSTM edge recogniser (after Kong, Ji and Xin, arXiv:2209.13026)."""
+"""The CNN-BiLSTM edge recogniser (after Kong, Ji and Xin, arXiv:2209.13026), read out at tabulated edges."""
 
 from __future__ import annotations
 
@@ -6,76 +6,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from eelsbatch.edges import MAJOR_FAMILIES, load_edge_table
+from eelsbatch.edges import MAJOR_FAMILIES, edges_of
+from eelsbatch.model._grid import ModelGrid
 
-GATED_LOGIT = -20.0
-GATE_MARGIN_EV = 12.0  # chemical shift (<= 4 eV) + energy offset error (<= 5 eV) + slack
-GATE_MARGIN_RELATIVE = 0.01  # dispersion error (0.5 %) + slack
-
-
-class EdgeNet(nn.Module):
-    """Convolutional front end, bidirectional LSTM, and two heads.
-
-    Input (batch, 2, points): normalised log intensity and the acquisition mask on the model grid; the
-    network adds a third, fixed channel, the position on the grid (-1 to 1), so that it knows at which
-    energy an edge starts and so which element it belongs to.
-    Four strided convolutions shorten the sequence 16-fold; a BiLSTM reads it both ways; then
-
-    - ``tags`` (batch, steps, elements + 1): per step, which element's edge starts there (class 0: none);
-    - ``presence`` (batch, elements): logit that each element is present, from max- and mean-pooled
-      features over the valid steps plus the strongest onset evidence of that element at any step.
-
-    Parameters
-    ----------
-    elements
-        Number of elements in the vocabulary.
-    width
-        Channels of the convolutional layers.
-    hidden
-        LSTM hidden size per direction.
-    points
-        Length of the input (the model grid).
-    gate
-        Optional onset gate from :func:`onset_gate`: the tag logit of an element is held at
-        ``GATED_LOGIT`` on every step where the edge table has no onset of that element, so the
-        network only tells apart the few elements whose edges can start at each energy.
-    """
-
-    downsampling = 16
-
-    def __init__(self, elements: int, width: int = 48, hidden: int = 64, points: int = 1024, gate: torch.Tensor | None = None) -> None:
-        super().__init__()
-        if gate is not None:  # (steps, elements + 1) bool, saved with the weights
-            self.register_buffer("gate", gate.clone())
-        else:
-            self.gate = None
-        self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
-        self.features = nn.Sequential(
-            nn.Conv1d(3, width // 2, 7, stride=2, padding=3), nn.GELU(),
-            nn.Conv1d(width // 2, width, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU(),
-        )
-        self.lstm = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
-        self.tags = nn.Linear(2 * hidden, elements + 1)
-        self.presence = nn.Sequential(nn.Linear(4 * hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, elements))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(presence_logits (batch, elements), tag_logits (batch, steps, elements + 1))``."""
-        mask = nn.functional.max_pool1d(x[:, 1:2], self.downsampling).transpose(1, 2)  # (batch, steps, 1)
-        x = torch.cat([x, self.position.expand(x.shape[0], 1, -1)], dim=1)
-        steps, _ = self.lstm(self.features(x).transpose(1, 2))
-        pooled_max = steps.masked_fill(mask == 0, -1e4).amax(dim=1)
-        pooled_mean = (steps * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        tags = self.tags(steps)
-        if self.gate is not None:
-            tags = tags.masked_fill(~self.gate, GATED_LOGIT)
-        evidence = tags[..., 1:].masked_fill(mask == 0, -1e4).amax(dim=1)
-        return self.presence(torch.cat([pooled_max, pooled_mean], dim=1)) + evidence, tags
+FAMILIES = tuple(MAJOR_FAMILIES)  # one read-out slot per major family: K, L2,3, M4,5, N4,5
+WINDOW_MARGIN_EV = 12.0  # chemical shift (<= 4 eV) + energy offset error (<= 5 eV) + slack
+WINDOW_MARGIN_RELATIVE = 0.01  # dispersion error (0.5 %) + slack
+WINDOW_KERNELS = (3, 5, 9, 17, 33)  # max-pool widths (steps) available to the read-out windows
+PRIOR_LOGIT = -3.5  # initial presence logit: each element is in a few % of the training spectra
 
 
-def onset_gate(grid_edges: np.ndarray, elements: list[str], downsampling: int) -> torch.Tensor:
-    """Which element's edge may start on each network step, from the edge table.
+def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int) -> dict[str, torch.Tensor]:
+    """Where, on the network's steps, each element's major edges can start (from the edge table).
 
     Parameters
     ----------
@@ -88,18 +30,136 @@ def onset_gate(grid_edges: np.ndarray, elements: list[str], downsampling: int) -
 
     Returns
     -------
-    torch.Tensor
-        (steps, elements + 1) bool: column 0 ("no onset") everywhere; column ``1 + i`` on the steps
-        within ``GATE_MARGIN_EV + GATE_MARGIN_RELATIVE * onset`` of an onset of a major edge
-        (K, L2,3, M4,5, N4,5) of element ``i``.
+    dict
+        ``slot_step`` (elements, families) int64: the step holding the family's lowest onset;
+        ``slot_kernel`` (elements, families) int64: index into ``WINDOW_KERNELS`` of the narrowest
+        window covering ``WINDOW_MARGIN_EV + WINDOW_MARGIN_RELATIVE * onset`` either side;
+        ``slot_valid`` (elements, families) bool: the family has an edge on the grid.
     """
     steps = (len(grid_edges) - 1) // downsampling
-    step_low, step_high = grid_edges[:-1:downsampling][:steps], grid_edges[downsampling::downsampling][:steps]
-    gate = np.zeros((steps, len(elements) + 1), bool)
-    gate[:, 0] = True
-    column = {element: 1 + i for i, element in enumerate(elements)}
-    for edge in load_edge_table():
-        if edge.family in MAJOR_FAMILIES and edge.element in column:
-            margin = GATE_MARGIN_EV + GATE_MARGIN_RELATIVE * edge.onset_eV
-            gate[:, column[edge.element]] |= (step_high >= edge.onset_eV - margin) & (step_low <= edge.onset_eV + margin)
-    return torch.from_numpy(gate)
+    boundaries = grid_edges[::downsampling][: steps + 1]
+    shape = (len(elements), len(FAMILIES))
+    slot_step, slot_kernel, slot_valid = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, bool)
+    for i, element in enumerate(elements):
+        for j, family in enumerate(FAMILIES):
+            onsets = [edge.onset_eV for edge in edges_of(element) if edge.family == family]
+            if not onsets or not boundaries[0] <= min(onsets) < boundaries[-1]:
+                continue
+            onset = min(onsets)
+            margin = WINDOW_MARGIN_EV + WINDOW_MARGIN_RELATIVE * onset
+            step = int(np.searchsorted(boundaries, onset, side="right") - 1)
+            low = int(np.searchsorted(boundaries, onset - margin, side="right") - 1)
+            high = int(np.searchsorted(boundaries, onset + margin, side="right") - 1)
+            half_width = max(step - low, high - step)
+            slot_step[i, j], slot_valid[i, j] = step, True
+            slot_kernel[i, j] = next((k for k, size in enumerate(WINDOW_KERNELS) if size // 2 >= half_width), len(WINDOW_KERNELS) - 1)
+    return {name: torch.from_numpy(value) for name, value in
+            {"slot_step": slot_step, "slot_kernel": slot_kernel, "slot_valid": slot_valid}.items()}
+
+
+def _window_maxima(x: torch.Tensor) -> torch.Tensor:
+    """(batch, channels, len(WINDOW_KERNELS), steps): running maxima over each window width, centred.
+
+    Built by nesting (a window of a + b - 1 steps is a window of a of windows of b), cheaper than one
+    pooling per width.
+    """
+    maxima, width = [], 1
+    for kernel in WINDOW_KERNELS:
+        extra = kernel - width + 1
+        x = nn.functional.max_pool1d(x, extra, 1, extra // 2)
+        maxima.append(x)
+        width = kernel
+    return torch.stack(maxima, dim=2)
+
+
+class EdgeNet(nn.Module):
+    """Convolutional front end, bidirectional LSTM, per-step edge evidence read out at the edge table.
+
+    Input (batch, 2, points): normalised log intensity and the acquisition mask on the model grid; the
+    network adds a third, fixed channel, the position on the grid (-1 to 1).
+    Two strided convolutions give per-step features at a quarter of the grid's resolution; a third
+    halves it again for a bidirectional LSTM that reads the whole window both ways; its output, brought
+    back to the quarter-resolution steps, joins the convolutional features to give ``evidence``
+    channels per step (non-negative, zero where the step is not acquired) and the onset logit. Then
+
+    - ``onset`` (batch, steps): logit that a detectable edge starts in the step;
+    - ``presence`` (batch, elements): logit that each element is present, from the evidence max-pooled
+      and the onset probability over a window around each of the element's tabulated major-edge onsets (one slot per family,
+      windows wide enough for chemical shifts and calibration errors), whether each slot lies in the
+      acquired window, an element embedding and the pooled LSTM state, through a small network
+      shared by all elements. Element identity thus comes from the edge table, not from learning
+      which energy belongs to which element.
+
+    Parameters
+    ----------
+    slots
+        Read-out positions from :func:`edge_slots` (saved with the weights).
+    width, hidden, evidence
+        Convolution channels, LSTM hidden size per direction, evidence channels per step.
+    points
+        Length of the input (the model grid).
+    """
+
+    downsampling = 4
+
+    def __init__(self, slots: dict[str, torch.Tensor], width: int = 48, hidden: int = 48, evidence: int = 16, points: int = 1024) -> None:
+        super().__init__()
+        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence}
+        for name, value in slots.items():
+            self.register_buffer(name, value.clone())
+        elements, families = self.slot_step.shape
+        self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
+        self.front = nn.Sequential(
+            nn.Conv1d(3, width // 2, 7, stride=2, padding=3), nn.GELU(),
+            nn.Conv1d(width // 2, width, 5, stride=2, padding=2), nn.GELU(),
+        )
+        self.down = nn.Sequential(nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU())
+        self.lstm = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
+        self.evidence = nn.Sequential(nn.Conv1d(width + 2 * hidden, evidence, 1), nn.Softplus())
+        self.onset = nn.Conv1d(width + 2 * hidden, 1, 1)
+        self.element_embedding = nn.Parameter(0.1 * torch.randn(elements, 16))
+        self.context = nn.Linear(2 * hidden, 16)
+        self.presence = nn.Sequential(
+            nn.Linear(families * (evidence + 2) + 32, 64), nn.GELU(), nn.Linear(64, 1),
+        )
+        nn.init.constant_(self.presence[-1].bias, PRIOR_LOGIT)
+
+    @classmethod
+    def build(cls, elements: list[str], grid: ModelGrid, **sizes: int) -> "EdgeNet":
+        """A network for ``elements`` on ``grid``, its read-out slots taken from the edge table."""
+        return cls(edge_slots(grid.edges, elements, cls.downsampling), points=grid.points, **sizes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(presence_logits (batch, elements), onset_logits (batch, steps))``."""
+        batch = x.shape[0]
+        mask = nn.functional.max_pool1d(x[:, 1:2], self.downsampling)  # (batch, 1, steps)
+        steps = mask.shape[-1]
+        features = self.front(torch.cat([x, self.position.expand(batch, 1, -1)], dim=1))  # (batch, width, steps)
+        sequence, _ = self.lstm(self.down(features).transpose(1, 2))  # (batch, steps / 2, 2 hidden)
+        context = self.context(sequence.amax(dim=1))
+        joined = torch.cat([features, sequence.transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]], dim=1)
+        onset = self.onset(joined)  # (batch, 1, steps)
+        evidence = torch.cat([self.evidence(joined), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
+        pooled, covered = _window_maxima(evidence), _window_maxima(mask)
+        index = (self.slot_kernel * steps + self.slot_step).reshape(-1)  # (elements * families,)
+        elements, families = self.slot_step.shape
+        read = pooled.flatten(2)[:, :, index].reshape(batch, -1, elements, families).permute(0, 2, 3, 1)
+        valid = covered.flatten(2)[:, :, index].reshape(batch, elements, families, 1) * self.slot_valid[None, :, :, None]
+        slots = torch.cat([read * valid, valid], dim=-1).flatten(2)  # (batch, elements, families * (channels + 2))
+        shared = torch.cat([slots, self.element_embedding.expand(batch, -1, -1), context[:, None].expand(-1, elements, -1)], dim=-1)
+        return self.presence(shared).squeeze(-1), onset.squeeze(1)
+
+    def onset_windows(self, onset_probability: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Strongest onset probability, and its step, in each element's read-out windows.
+
+        Returns
+        -------
+        (peak, step), each (batch, elements, families).
+        """
+        batch, steps = onset_probability.shape
+        peaks, where = zip(*(nn.functional.max_pool1d(onset_probability[:, None], k, 1, k // 2, return_indices=True) for k in WINDOW_KERNELS))
+        index = (self.slot_kernel * steps + self.slot_step).reshape(-1)
+        shape = (batch, *self.slot_step.shape)
+        peak = torch.stack(peaks, dim=2).flatten(1)[:, index].reshape(shape) * self.slot_valid
+        step = torch.stack(where, dim=2).flatten(1)[:, index].reshape(shape)
+        return peak, step

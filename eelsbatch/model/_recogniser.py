@@ -16,9 +16,12 @@ from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import EdgeNet
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
+CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
+GPU_BATCH = 4096
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "edgenet-v2"  # in the source tree (editable install)
 
 
 def _sha256(path: Path) -> str:
@@ -90,7 +93,7 @@ class Recogniser:
         centres = np.arange(self.grid.points // downsampling) * downsampling + (downsampling - 1) / 2
         return np.exp(np.interp(centres, np.arange(self.grid.points), np.log(self.grid.energy)))
 
-    def predict(self, counts: np.ndarray, energy: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    def predict(self, counts: np.ndarray, energy: np.ndarray, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Element probabilities and edge onsets for raw spectra.
 
         Parameters
@@ -100,7 +103,7 @@ class Recogniser:
         energy
             (channels,) or (n, channels) channel energies in eV.
         batch_size
-            Spectra per forward pass.
+            Spectra per forward pass (default ``CPU_BATCH`` on the CPU, ``GPU_BATCH`` on a GPU).
 
         Returns
         -------
@@ -112,21 +115,26 @@ class Recogniser:
         inputs = self.inputs(counts, energy)
         return self.predict_inputs(inputs, batch_size)
 
-    def predict_inputs(self, inputs: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    def predict_inputs(self, inputs: np.ndarray, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """As :meth:`predict`, from prepared network inputs (n, 2, points)."""
+        batch_size = batch_size or (GPU_BATCH if self.device.type == "cuda" else CPU_BATCH)
         self.network.eval()
-        step_energy = np.log(self.step_energies())
+        step_energy = torch.from_numpy(self.step_energies().astype(np.float32))
         probabilities, onsets = [], []
         with torch.inference_mode():
             for start in range(0, len(inputs), batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(self.device)
-                presence, tags = self.network(batch)
+                presence, onset_logits = self.network(batch)
                 probabilities.append(torch.sigmoid(presence / self.temperature).float().cpu().numpy())
-                tag_probability = torch.softmax(tags, dim=-1)[..., 1:].float().cpu().numpy()  # (b, steps, elements)
-                mass = tag_probability.sum(axis=1)
-                weights = tag_probability / np.maximum(mass[:, None, :], 1e-12)
-                onset = np.exp(np.einsum("bse,s->be", weights, step_energy))
-                onsets.append(np.where(mass > 0.05, onset, np.nan).astype(np.float32))
+                peak, step = self.network.onset_windows(torch.sigmoid(onset_logits.float()))
+                peak, step = peak.cpu(), step.cpu()
+                # the lowest-energy family with a clear onset (families run K, L, M, N: high to low energy), else the strongest
+                clear = (peak > 0.5).float()
+                order = torch.arange(peak.shape[-1], dtype=peak.dtype)
+                chosen = (clear * (100.0 + order) + peak).argmax(dim=-1, keepdim=True)
+                onset = step_energy[step.gather(-1, chosen).squeeze(-1)]
+                found = peak.amax(dim=-1) > 0.05
+                onsets.append(torch.where(found, onset, torch.nan).numpy())
         return {"probability": np.concatenate(probabilities), "onset_energy": np.concatenate(onsets)}
 
     def save(self, folder: str | Path, **info: object) -> Path:
@@ -142,7 +150,7 @@ class Recogniser:
             "elements": self.elements,
             "grid": self.grid.to_dict(),
             "normalisation": "rebin to grid (counts per eV), divide by median over valid cells, log clipped at grid.floor, standardise over valid cells; second input channel is the mask",
-            "architecture": {"class": "EdgeNet", "width": self.network.features[2].out_channels, "hidden": self.network.lstm.hidden_size, "downsampling": self.network.downsampling, "onset_gate": self.network.gate is not None},
+            "architecture": {"class": "EdgeNet", **self.network.sizes, "downsampling": self.network.downsampling},
             "temperature": self.temperature,
             "threshold": self.threshold,
             **self.info,
@@ -172,19 +180,20 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     if version != FORMAT_VERSION:
         raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads version {FORMAT_VERSION}")
     architecture = config["architecture"]
-    gate = None
-    if architecture.get("onset_gate"):  # placeholder; the saved gate comes with the weights
-        gate = torch.zeros(int(config["grid"]["points"]) // EdgeNet.downsampling, len(config["elements"]) + 1, dtype=torch.bool)
-    network = EdgeNet(len(config["elements"]), width=architecture["width"], hidden=architecture["hidden"],
-                      points=int(config["grid"]["points"]), gate=gate)
+    grid = ModelGrid(**{key: value for key, value in config["grid"].items() if key != "spacing"})
+    elements = list(config["elements"])
+    try:
+        network = EdgeNet.build(elements, grid, width=architecture["width"], hidden=architecture["hidden"],
+                                evidence=architecture["evidence"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
     try:
         network.load_state_dict(load_file(str(weights)))
     except (SafetensorError, RuntimeError, OSError) as error:
         raise EelsbatchError(weights, f"model weights are corrupt or do not match the configuration ({error.__class__.__name__})") from None
-    grid = ModelGrid(**{key: value for key, value in config["grid"].items() if key != "spacing"})
     known = {"format_version", "name", "elements", "grid", "normalisation", "architecture", "temperature", "threshold"}
     return Recogniser(
-        network=network.eval(), elements=list(config["elements"]), grid=grid,
+        network=network.eval(), elements=elements, grid=grid,
         temperature=float(config["temperature"]), threshold=float(config["threshold"]), name=config["name"],
         sha256=_sha256(weights), info={key: value for key, value in config.items() if key not in known},
     )

@@ -13,12 +13,12 @@ from tqdm import tqdm
 from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import exact_match, fit_temperature
-from eelsbatch.model._network import EdgeNet, onset_gate
+from eelsbatch.model._network import EdgeNet
 from eelsbatch.model._recogniser import Recogniser, load_recogniser
 
 CHECKPOINT = "checkpoint.pt"
-TAG_LOSS_WEIGHT = 0.3
-NO_EDGE_CLASS_WEIGHT = 0.05
+ONSET_LOSS_WEIGHT = 0.3
+ONSET_POSITIVE_WEIGHT = 10.0  # onset steps are rare (a few in 256)
 
 
 def _device() -> torch.device:
@@ -27,12 +27,13 @@ def _device() -> torch.device:
 
 def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     inputs = torch.from_numpy(batch.inputs).to(device)
-    presence, tags = network(inputs)
+    presence, onset = network(inputs)
     presence_loss = nn.functional.binary_cross_entropy_with_logits(presence, torch.from_numpy(batch.detectable).to(device))
-    weights = torch.ones(tags.shape[-1], device=device)
-    weights[0] = NO_EDGE_CLASS_WEIGHT
-    tag_loss = nn.functional.cross_entropy(tags.reshape(-1, tags.shape[-1]), torch.from_numpy(batch.tags).to(device).reshape(-1), weight=weights)
-    return presence_loss, tag_loss
+    onset_target = torch.from_numpy(batch.tags > 0).to(device, torch.float32)
+    onset_loss = nn.functional.binary_cross_entropy_with_logits(
+        onset, onset_target, pos_weight=torch.tensor(ONSET_POSITIVE_WEIGHT, device=device)
+    )
+    return presence_loss, onset_loss
 
 
 def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +61,6 @@ def train(
     seed: int = 0,
     threads: int | None = None,
     name: str | None = None,
-    gate: bool = False,
     init_from: str | Path | None = None,
     chunks_per_epoch: int | None = None,
 ) -> Recogniser:
@@ -86,9 +86,6 @@ def train(
         Torch intra-op threads on the CPU (default: torch's choice).
     name
         Model name (default: the folder name).
-    gate
-        Gate the onset tags with the edge table (:func:`onset_gate`): each step may only name the
-        elements whose edges can start there.
     init_from
         Model folder whose weights initialise the network (fine-tuning; same grid and elements).
     chunks_per_epoch
@@ -101,12 +98,9 @@ def train(
     torch.manual_seed(seed)
     device = _device()
     grid = ModelGrid()
-    network = EdgeNet(len(elements), points=grid.points,
-                      gate=onset_gate(grid.edges, list(elements), EdgeNet.downsampling) if gate else None)
+    network = EdgeNet.build(list(elements), grid)
     if init_from is not None:
-        start = load_recogniser(init_from)
-        weights = {key: value for key, value in start.network.state_dict().items() if key != "gate"}
-        network.load_state_dict(weights, strict=False)
+        network.load_state_dict(load_recogniser(init_from).network.state_dict())
     network = network.to(device)
     store = TrainingStore(data, elements, grid, network.downsampling)
     starts = store.chunk_starts()
@@ -139,15 +133,15 @@ def train(
         for batch in store.batches(epoch_starts, rng):
             for i in range(0, len(batch.inputs), batch_size):
                 part = Batch(*(getattr(batch, f)[i : i + batch_size] for f in Batch.__dataclass_fields__))
-                presence_loss, tag_loss = _losses(network, part, device)
-                loss = presence_loss + TAG_LOSS_WEIGHT * tag_loss
+                presence_loss, onset_loss = _losses(network, part, device)
+                loss = presence_loss + ONSET_LOSS_WEIGHT * onset_loss
                 optimiser.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(network.parameters(), 1.0)
                 optimiser.step()
                 schedule.step()
                 progress.update()
-                progress.set_postfix(presence=f"{presence_loss.item():.4f}", tags=f"{tag_loss.item():.3f}")
+                progress.set_postfix(presence=f"{presence_loss.item():.4f}", onset=f"{onset_loss.item():.3f}")
         progress.close()
         logits, targets = validation_logits(recogniser, store, validation_starts)
         accuracy = exact_match(1 / (1 + np.exp(-logits)) > 0.5, targets > 0.5)
@@ -160,7 +154,7 @@ def train(
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "device": str(device), "history": history, "onset_gate": gate,
+        "device": str(device), "history": history,
         "initialised_from": None if init_from is None else Path(init_from).name,
     })
     return recogniser

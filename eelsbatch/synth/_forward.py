@@ -22,6 +22,9 @@ at ``dispersion`` eV/ch) in these steps, each a physical term with its range:
    fixed-pattern gain non-uniformity (one of 8 detector patterns, 0 to 3 % rms), Poisson shot
    noise, Gaussian read noise (0 to 5 counts rms), dark offset (0 to 100 counts, or dark-subtracted),
    and occasional spikes (3 % of spectra).
+6. Blank readouts (3 % of spectra): vacuum or beam-blanked pixels of a spectrum image, no specimen in
+   the beam: a flat stray signal of 0.1 to 20 counts per channel, Gaussian read noise of 1 to 30
+   counts rms and a dark offset or its subtraction residual; no element is present.
 
 Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
 ``detectable`` (present and edge SNR >= 5, the Rose criterion), the per-channel onset label (edge
@@ -55,10 +58,11 @@ class Quality:
     log_jump_minus_one: tuple[float, float] = (-1.5, 0.7)
     log_dose: tuple[float, float] = (2.5, 5.5)
     spike_probability: float = 0.03
+    blank_probability: float = 0.03
 
 
 DEFAULT_QUALITY = Quality()
-STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0)
+STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0)
 
 
 @functools.cache
@@ -161,6 +165,14 @@ def _low_loss_kernel(rng: np.random.Generator, dispersion: float, max_loss: floa
     return kernel / kernel.sum(), {"thickness": thickness, "plasmon_energy": plasmon, "resolution": fwhm}
 
 
+def _blank_readout(rng: np.random.Generator, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and detected counts of a pixel with no specimen in the beam (step 6)."""
+    expected = np.full(channels, 10 ** rng.uniform(-1.0, 1.3))
+    offset = rng.uniform(0.0, 100.0) if rng.random() < 0.5 else rng.normal(0.0, 3.0)
+    counts = rng.poisson(expected) + rng.normal(0.0, rng.uniform(1.0, 30.0), channels) + offset
+    return expected, counts
+
+
 def simulate(
     rng: np.random.Generator,
     channels: int = 2048,
@@ -251,6 +263,10 @@ def simulate(
     if rng.random() < quality.spike_probability:
         spikes = int(rng.integers(1, 4))
         counts[rng.integers(0, channels, spikes)] += rng.uniform(5.0, 50.0) * expected.max()
+    blank = rng.random() < quality.blank_probability  # drawn last: the other draws do not depend on it
+    if blank:
+        expected, counts = _blank_readout(rng, channels)
+        present[:], snr[:], jump[:], onset_label[:] = False, 0.0, 0.0, -1
     return {
         "spectrum": counts.astype(np.float32),
         "expected": expected.astype(np.float32),
