@@ -3,8 +3,8 @@
 In one run, on 2048-channel float32 spectrum images written as ``convert`` writes them (default chunks
 of ~32 MB = 64 x 64 pixels, Blosc zstd):
 
-1. end-to-end spectra per second of ``run_map`` on a LocalCluster of 1 worker and of 2 workers (1
-   thread each, torch threads = 1), on the large image, and their ratio; the workers are warmed by a
+1. end-to-end spectra per second of ``run_map`` on the LocalCluster that ``map`` builds, of 1 worker
+   and of 2 workers (1 thread each, torch threads = 1), on the large image, and their ratio; the workers are warmed by a
    map of the small image first (torch import and model load), so the rate is that of the steady state;
    the cold small-image run is reported too;
 2. peak resident memory of a worker (the kernel's ``ru_maxrss`` of the worker process, and the
@@ -41,8 +41,9 @@ import dask.array as da
 import numpy as np
 import psutil
 import xarray as xr
-from distributed import Client, LocalCluster
+from distributed import Client
 
+from eelsbatch.cluster import ClusterOptions, open_client
 from eelsbatch.io import open_store, write_store
 from eelsbatch.mapping import edge_intensity, integration_onset, run_map
 from eelsbatch.model import SHIPPED_MODEL, load_recogniser
@@ -117,8 +118,7 @@ def _mapped(store: Path, output: Path, model: Path, client: Client) -> dict:
 
 
 def _run_on(workers: int, small: Path, large: Path, model: Path, scratch: Path) -> dict:
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with open_client(ClusterOptions(n_workers=workers, threads_per_worker=1)) as client:  # the cluster `map` builds
         cold_small = _mapped(small, scratch / "small-maps.zarr", model, client)
         warm_large = _mapped(large, scratch / "large-maps.zarr", model, client)
     return {"workers": workers, "small_cold": cold_small, "large_warm": warm_large}

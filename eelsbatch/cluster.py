@@ -15,12 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import dask
 import yaml
 from distributed import Client, LocalCluster
 
 from eelsbatch.errors import EelsbatchError
 
 ClusterKind = Literal["local", "slurm"]
+
+# glibc allocator settings of local workers. Dask's default MALLOC_TRIM_THRESHOLD_=65536 also pins
+# the mmap threshold at 128 kB, so every torch activation block is mmapped and faulted in afresh:
+# inference ran 2.3x slower in a worker than in a plain process. Freed memory up to 256 MB stays in
+# the heap (a bound, not a leak) and only blocks above 16 MB are mmapped.
+ALLOCATOR_ENVIRONMENT = {"MALLOC_TRIM_THRESHOLD_": str(256 * 2**20), "MALLOC_MMAP_THRESHOLD_": str(16 * 2**20)}
 
 
 @dataclasses.dataclass
@@ -99,14 +106,17 @@ def local_core_count() -> int:
 def _local_cluster(options: ClusterOptions) -> LocalCluster:
     threads = max(1, options.threads_per_worker)
     n_workers = options.n_workers or max(1, local_core_count() // threads)
-    return LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
-    )
+    # glibc reads its settings when a process starts: they go in before the nanny spawns the worker
+    pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **ALLOCATOR_ENVIRONMENT}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+        return LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+        )
 
 
 def _slurm_cluster(options: ClusterOptions):

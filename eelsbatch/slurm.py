@@ -28,12 +28,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from eelsbatch.cluster import ALLOCATOR_ENVIRONMENT, ClusterOptions
 from eelsbatch.errors import EelsbatchError
 
 if TYPE_CHECKING:
     from dask_jobqueue import SLURMCluster
-
-    from eelsbatch.cluster import ClusterOptions
 
 #: Shortest walltime accepted: a worker needs tens of seconds to start and must then do work.
 MIN_WALLTIME_S = 120
@@ -249,7 +248,11 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
         log_directory=log_directory,
         death_timeout=DEATH_TIMEOUT_S,
         job_extra_directives=([f"--gres=gpu:{gpus}"] if gpus else []) + list(options.job_extra),
-        job_script_prologue=[f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {_GPUS_ENV}={gpus}"],
+        job_script_prologue=[
+            f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {_GPUS_ENV}={gpus}",
+            # read by the nanny, which sets them before it starts the worker process (glibc reads them then)
+            f'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{ALLOCATOR_ENVIRONMENT!r}"',
+        ],
         worker_extra_args=worker_args,
         # Without bokeh there is no dashboard, so no fixed port to hold either.
         scheduler_options={"dashboard_address": ":8787" if _has_bokeh() else ":0"},
