@@ -140,12 +140,10 @@ class EdgeNet(nn.Module):
         joined = torch.cat([features, sequence.transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]], dim=1)
         onset = self.onset(joined)  # (batch, 1, steps)
         evidence = torch.cat([self.evidence(joined), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
-        pooled, covered = _window_maxima(evidence), _window_maxima(mask)
-        index = (self.slot_kernel * steps + self.slot_step).reshape(-1)  # (elements * families,)
-        elements, families = self.slot_step.shape
-        read = pooled.flatten(2)[:, :, index].reshape(batch, -1, elements, families).permute(0, 2, 3, 1)
-        valid = covered.flatten(2)[:, :, index].reshape(batch, elements, families, 1) * self.slot_valid[None, :, :, None]
+        read = self._at_slots(_window_maxima(evidence)).permute(0, 2, 3, 1)  # (batch, elements, families, channels + 1)
+        valid = self._at_slots(_window_maxima(mask)).permute(0, 2, 3, 1) * self.slot_valid[None, :, :, None]
         slots = torch.cat([read * valid, valid], dim=-1).flatten(2)  # (batch, elements, families * (channels + 2))
+        elements = self.slot_step.shape[0]
         shared = torch.cat([slots, self.element_embedding.expand(batch, -1, -1), context[:, None].expand(-1, elements, -1)], dim=-1)
         return self.presence(shared).squeeze(-1), onset.squeeze(1)
 
@@ -156,10 +154,14 @@ class EdgeNet(nn.Module):
         -------
         (peak, step), each (batch, elements, families).
         """
-        batch, steps = onset_probability.shape
         peaks, where = zip(*(nn.functional.max_pool1d(onset_probability[:, None], k, 1, k // 2, return_indices=True) for k in WINDOW_KERNELS))
-        index = (self.slot_kernel * steps + self.slot_step).reshape(-1)
-        shape = (batch, *self.slot_step.shape)
-        peak = torch.stack(peaks, dim=2).flatten(1)[:, index].reshape(shape) * self.slot_valid
-        step = torch.stack(where, dim=2).flatten(1)[:, index].reshape(shape)
+        peak = self._at_slots(torch.stack(peaks, dim=2))[:, 0] * self.slot_valid
+        step = self._at_slots(torch.stack(where, dim=2))[:, 0]
         return peak, step
+
+    def _at_slots(self, windowed: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, len(WINDOW_KERNELS), steps) window values -> (batch, channels, elements, families):
+        each slot's value, taken at its step for its window width."""
+        steps = windowed.shape[-1]
+        index = (self.slot_kernel * steps + self.slot_step).reshape(-1)  # (elements * families,)
+        return windowed.flatten(2)[:, :, index].reshape(*windowed.shape[:2], *self.slot_step.shape)
