@@ -106,16 +106,15 @@ def local_core_count() -> int:
 def _local_cluster(options: ClusterOptions) -> LocalCluster:
     threads = max(1, options.threads_per_worker)
     n_workers = options.n_workers or max(1, local_core_count() // threads)
-    # glibc reads its settings when a process starts: they go in before the nanny spawns the worker
-    pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **ALLOCATOR_ENVIRONMENT}
+    # glibc and the thread pools read their settings when a process starts: they go in before the
+    # nanny spawns the worker, not into its environment afterwards
+    pre_spawn = {
+        **dask.config.get("distributed.nanny.pre-spawn-environ"),
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **ALLOCATOR_ENVIRONMENT,
+    }
     with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
         return LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+            n_workers=n_workers, threads_per_worker=threads, processes=True, host="127.0.0.1", dashboard_address=None,
         )
 
 
