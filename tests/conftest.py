@@ -1,4 +1,4 @@
-"""Shared fixtures: the real instrument files and a real Dask cluster on loopback."""
+"""Shared fixtures: the real instrument files, the shipped model and a real Dask cluster on loopback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
+
+from eelsbatch.cluster import ClusterOptions, open_client
+from eelsbatch.model import SHIPPED_MODEL
 
 INSTRUMENT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "instrument"
 
@@ -29,9 +32,14 @@ def velox_emd(instrument_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def shipped_model() -> Path:
+    """The model shipped in ``models/`` (loaded and run, never retrained, in tests)."""
+    assert (SHIPPED_MODEL / "weights.safetensors").is_file(), f"shipped model missing at {SHIPPED_MODEL}"
+    return SHIPPED_MODEL
+
+
+@pytest.fixture(scope="session")
 def dask_client() -> Client:
-    """A real two-worker LocalCluster on loopback, shared by the whole session."""
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster, Client(cluster) as client:
+    """A real two-worker LocalCluster on loopback (the one ``map`` builds), shared by the whole session."""
+    with open_client(ClusterOptions(n_workers=2, threads_per_worker=1)) as client:
         yield client

@@ -12,7 +12,6 @@ import xarray as xr
 from distributed import Client
 
 from eelsbatch.cli import main
-from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, is_complete, mark_incomplete, open_spectrum_image, open_store, write_store
 from eelsbatch.mapping import run_map
 from eelsbatch.synth import spectrum_image
@@ -22,13 +21,6 @@ INSTRUMENT_FILES = [
     "Cr_L_ll.hspy", "CuZn_EELS_mapping_tutorial.hspy", "velox",
 ]
 
-
-@pytest.fixture(scope="module")
-def shipped_model() -> Path:
-    """The model shipped in ``models/``."""
-    model = SHIPPED_MODEL
-    assert (model / "weights.safetensors").is_file(), f"shipped model missing at {model}"
-    return model
 
 
 @pytest.mark.parametrize("name", INSTRUMENT_FILES)

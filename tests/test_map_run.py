@@ -19,7 +19,6 @@ import xarray as xr
 import zarr
 from distributed import Client, LocalCluster
 
-from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, open_store, write_store
 from eelsbatch.mapping import edge_intensity, integration_onset, run_map
@@ -29,13 +28,6 @@ from eelsbatch.synth import spectrum_image, write_spectrum_image
 MAP_VARIABLES = ("probability", "present", "onset_energy", "edge_intensity")
 IOU_GOAL = 0.9
 
-
-@pytest.fixture(scope="session")
-def shipped_model() -> Path:
-    """The model shipped in ``models/`` (loaded and run, never retrained, in tests)."""
-    model = SHIPPED_MODEL
-    assert (model / "weights.safetensors").is_file(), f"shipped model missing at {model}"
-    return model
 
 
 @pytest.fixture(scope="session")

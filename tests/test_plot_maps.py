@@ -14,19 +14,18 @@ import zarr
 from distributed import Client
 
 from eelsbatch.cli import main
-from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.io import mark_incomplete, write_store
 from eelsbatch.mapping import run_map
 from eelsbatch.synth import spectrum_image
 
 
 @pytest.fixture(scope="module")
-def small_maps(tmp_path_factory: pytest.TempPathFactory, dask_client: Client) -> Path:
+def small_maps(tmp_path_factory: pytest.TempPathFactory, shipped_model: Path, dask_client: Client) -> Path:
     """Maps of a 12 x 12 core-shell spectrum image made with the shipped model."""
     folder = tmp_path_factory.mktemp("plot")
     counts, truth = spectrum_image("core-shell", (12, 12), seed=4)
     image = write_store(counts, folder / "image.zarr", chunks=[12, 12], extra={"truth": truth}, client=dask_client)
-    run_map(image, folder / "maps.zarr", SHIPPED_MODEL, dask_client, progress=False)
+    run_map(image, folder / "maps.zarr", shipped_model, dask_client, progress=False)
     return folder / "maps.zarr"
 
 
@@ -72,10 +71,11 @@ def test_plot_refuses_an_incomplete_maps_store(
 
 
 def test_plot_of_a_single_spectrum_draws_the_spectrum(
-    instrument_dir: Path, tmp_path: Path, dask_client: Client, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    instrument_dir: Path, shipped_model: Path, tmp_path: Path, dask_client: Client, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     maps = tmp_path / "maps.zarr"
-    run_map(instrument_dir / "test-EELS_spectrum.dm3", maps, SHIPPED_MODEL, dask_client, progress=False)
+    run_map(instrument_dir / "test-EELS_spectrum.dm3", maps, shipped_model, dask_client, progress=False)
     png = tmp_path / "spectrum.png"
     code, _, err = _plot(maps, png, capsys, monkeypatch)
     assert code == 0, err

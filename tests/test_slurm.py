@@ -22,7 +22,6 @@ import zarr
 from distributed import Client
 
 from eelsbatch.cli import main
-from eelsbatch.model import SHIPPED_MODEL
 from eelsbatch.cluster import ClusterOptions, open_client
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, write_store
@@ -65,14 +64,6 @@ def no_leftover_jobs(partition: Partition):
 
 
 @pytest.fixture(scope="module")
-def model() -> Path:
-    """The shipped model (loaded and run, never trained, here)."""
-    path = SHIPPED_MODEL
-    assert (path / "weights.safetensors").is_file(), f"shipped model missing at {path}"
-    return path
-
-
-@pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16 x 16 multilayer spectrum image in 16 chunks of 4 x 4 pixels (16 map tasks)."""
     counts, _ = spectrum_image("multilayer", (16, 16), seed=7)
@@ -80,10 +71,10 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_maps(image: Path, model: Path, tmp_path_factory: pytest.TempPathFactory, dask_client: Client) -> Path:
+def local_maps(image: Path, shipped_model: Path, tmp_path_factory: pytest.TempPathFactory, dask_client: Client) -> Path:
     """``image`` mapped on the local two-worker cluster: the reference for SLURM runs."""
     output = tmp_path_factory.mktemp("slurm-local") / "maps.zarr"
-    run_map(image, output, model, dask_client, progress=False)
+    run_map(image, output, shipped_model, dask_client, progress=False)
     return output
 
 
@@ -153,11 +144,11 @@ def test_synth_on_slurm_equals_a_local_run(
 
 
 def test_map_on_slurm_equals_a_local_run(
-    partition: Partition, image: Path, model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None,
+    partition: Partition, image: Path, shipped_model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
 ) -> None:
     output = tmp_path / "maps.zarr"
-    code, out, err = run_cli(monkeypatch, capsys, "map", str(image), str(output), "--model", str(model), "--cluster", "slurm",
+    code, out, err = run_cli(monkeypatch, capsys, "map", str(image), str(output), "--model", str(shipped_model), "--cluster", "slurm",
                              "--queue", partition.name, "--jobs", "2", "--walltime", "00:05:00", "--memory", "2GB")
     assert code == 0, err
     assert "16 of 16 chunks computed" in out
@@ -210,7 +201,7 @@ class _JobCanceller(threading.Thread):
 
 
 def test_a_job_cancelled_mid_map_loses_and_duplicates_no_chunk(
-    partition: Partition, image: Path, model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None
+    partition: Partition, image: Path, shipped_model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None
 ) -> None:
     output = tmp_path / "maps.zarr"
     options = ClusterOptions(cluster="slurm", queue=partition.name, jobs=2, **QUICK)
@@ -220,7 +211,7 @@ def test_a_job_cancelled_mid_map_loses_and_duplicates_no_chunk(
         canceller = _JobCanceller(output, jobs[0])
         canceller.start()
         try:
-            summary = run_map(image, output, model, client, progress=False)
+            summary = run_map(image, output, shipped_model, client, progress=False)
         finally:
             canceller.stop.set()
             canceller.join()
@@ -233,7 +224,7 @@ def test_a_job_cancelled_mid_map_loses_and_duplicates_no_chunk(
 
 
 def test_the_sbatch_recipe_maps_a_whole_image_in_one_job_and_a_resubmission_resumes_it(
-    partition: Partition, image: Path, model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None
+    partition: Partition, image: Path, shipped_model: Path, local_maps: Path, tmp_path: Path, no_leftover_jobs: None
 ) -> None:
     recipe = Path(__file__).resolve().parents[1] / "workflows" / "map.sbatch"
     output = tmp_path / "maps.zarr"
@@ -241,7 +232,7 @@ def test_the_sbatch_recipe_maps_a_whole_image_in_one_job_and_a_resubmission_resu
 
     def submit(cancel_after_chunks: int | None = None) -> tuple[str, str]:
         done = subprocess.run(["sbatch", "--parsable", "-p", partition.name, "--chdir", str(tmp_path), str(recipe),
-                               str(image), str(output), "--model", str(model)],
+                               str(image), str(output), "--model", str(shipped_model)],
                               capture_output=True, text=True, env=env, timeout=30, check=True)
         job = done.stdout.strip().split(";")[0]
         deadline = time.monotonic() + 120
@@ -295,7 +286,7 @@ CASES = [(command, name) for command in ("map", "synth") for name in BAD_REQUEST
 
 @pytest.mark.parametrize(("command", "case"), CASES, ids=[f"{command}-{case}" for command, case in CASES])
 def test_bad_slurm_requests_are_one_line_errors_with_no_job_and_no_output(
-    command: str, case: str, partition: Partition, image: Path, model: Path, tmp_path: Path,
+    command: str, case: str, partition: Partition, image: Path, shipped_model: Path, tmp_path: Path,
     no_leftover_jobs: None, dead_controller: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
 ) -> None:
     arguments, phrase = BAD_REQUESTS[case]
@@ -303,7 +294,7 @@ def test_bad_slurm_requests_are_one_line_errors_with_no_job_and_no_output(
         monkeypatch.setenv("SLURM_CONF", str(dead_controller))
         arguments = []
     output = tmp_path / "out.zarr"
-    inputs = [str(output), "--n", "8"] if command == "synth" else [str(image), str(output), "--model", str(model)]
+    inputs = [str(output), "--n", "8"] if command == "synth" else [str(image), str(output), "--model", str(shipped_model)]
     code, out, err = run_cli(monkeypatch, capsys, command, *inputs, "--cluster", "slurm", "--walltime", "00:05:00", *arguments)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("eelsbatch: error: "), err
