@@ -182,13 +182,14 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,
     init_from: Annotated[Optional[Path], typer.Option(help="Model folder whose weights start the training (fine-tuning).")] = None,
     chunks_per_epoch: Annotated[Optional[int], typer.Option(help="Training chunks drawn per epoch (default: all).")] = None,
+    false_alarm_rate: Annotated[float, typer.Option(help="Largest share of edge-free validation spectra allowed to report an element at the saved threshold.")] = 0.01,
 ) -> None:
     """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one)."""
     from eelsbatch.model._train import train as train_model
     from eelsbatch.synth import ELEMENTS
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
-                init_from=init_from, chunks_per_epoch=chunks_per_epoch)
+                init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate)
     typer.echo(f"wrote {out}")
 
 

@@ -20,6 +20,7 @@ from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
 from eelsbatch.model import FORMAT_VERSION, SHIPPED_MODEL, EdgeNet, ModelGrid, Recogniser, load_recogniser
 from eelsbatch.model._data import TrainingStore
+from eelsbatch.model._metrics import false_alarm_threshold
 from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV, WINDOW_MARGIN_RELATIVE
 from eelsbatch.model._train import _losses, train
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
@@ -129,6 +130,7 @@ def test_train_saves_a_loadable_model_and_resumes(tiny_store: Path, tmp_path: Pa
     assert config["training"]["samples"] == 96 and config["training"]["validation_samples"] == 32
     assert len(config["training"]["history"]) == 1
     assert 0.05 < config["temperature"] < 20
+    assert 0.5 <= config["threshold"] < 1 and "validation spectra with no detectable element" in config["threshold_rule"]
 
     resumed = train(tiny_store, output, list(ELEMENTS), epochs=2, batch_size=32, validation_fraction=0.34, seed=1, threads=1, resume=True)
     history = json.loads((output / "config.json").read_text())["training"]["history"]
@@ -140,6 +142,20 @@ def test_train_saves_a_loadable_model_and_resumes(tiny_store: Path, tmp_path: Pa
     energy = spectra["energy_offset"][:, None] + spectra["dispersion"][:, None] * np.arange(spectra["spectrum"].shape[1])
     expected = resumed.predict(spectra["spectrum"], energy)["probability"]
     np.testing.assert_array_equal(loaded.predict(spectra["spectrum"], energy)["probability"], expected)
+
+
+def test_false_alarm_threshold_is_the_lowest_that_keeps_edge_free_spectra_quiet() -> None:
+    truth = np.zeros((200, 3), bool)
+    truth[100:, 0] = True  # 100 spectra with an element, 100 edge-free
+    probability = np.full((200, 3), 0.1)
+    probability[:100, 1] = np.linspace(0.0, 0.99, 100)  # edge-free maxima spread over [0, 0.99]
+    probability[100:, 0] = 0.99
+    # 2 % tolerated: at most 2 of the 100 edge-free maxima may lie above the threshold
+    threshold = false_alarm_threshold(probability, truth, rate=0.02)
+    assert np.mean(probability[:100].max(axis=1) > threshold) <= 0.02
+    assert np.mean(probability[:100].max(axis=1) > threshold - 0.01) > 0.02  # and no lower one would do
+    assert false_alarm_threshold(probability, truth, rate=0.5) == 0.5  # never below the floor
+    assert false_alarm_threshold(probability[100:], truth[100:], rate=0.01) == 0.5  # no edge-free spectra
 
 
 def test_train_command_writes_the_model(tiny_store: Path, tmp_path: Path) -> None:

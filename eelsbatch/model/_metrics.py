@@ -43,3 +43,27 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
         return float(np.mean(np.logaddexp(0, z) - y * z))
 
     return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))
+
+
+def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: float, floor: float = 0.5) -> float:
+    """Lowest threshold (0.01 steps, at least ``floor``) at which at most ``rate`` of the edge-free spectra report an element.
+
+    Parameters
+    ----------
+    probability
+        (spectra, elements) calibrated presence probabilities.
+    truth
+        (spectra, elements) true element sets; rows with no element are the edge-free spectra.
+    rate
+        Largest tolerated share of edge-free spectra with any element above the threshold.
+    floor
+        Threshold returned when the edge-free spectra allow a lower one (or there are none).
+    """
+    edge_free = ~np.asarray(truth, bool).any(axis=1)
+    if not edge_free.any():
+        return floor
+    highest = probability[edge_free].max(axis=1)
+    for threshold in np.round(np.arange(floor, 1.0, 0.01), 2):
+        if np.mean(highest > threshold) <= rate:
+            return float(threshold)
+    return 0.99

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
-from eelsbatch.model._metrics import exact_match, fit_temperature
+from eelsbatch.model._metrics import exact_match, false_alarm_threshold, fit_temperature
 from eelsbatch.model._network import EdgeNet
 from eelsbatch.model._recogniser import Recogniser, load_recogniser
 
@@ -63,6 +63,7 @@ def train(
     name: str | None = None,
     init_from: str | Path | None = None,
     chunks_per_epoch: int | None = None,
+    false_alarm_rate: float = 0.01,
 ) -> Recogniser:
     """Train an :class:`EdgeNet` on ``data`` and save it (weights, config, checkpoint) in ``output``.
 
@@ -90,6 +91,9 @@ def train(
         Model folder whose weights initialise the network (fine-tuning; same grid and elements).
     chunks_per_epoch
         Train each epoch on this many training chunks drawn at random (default: all of them).
+    false_alarm_rate
+        The saved detection threshold is the lowest (at least 0.5) at which at most this share of the
+        validation spectra with no detectable element report one.
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -151,10 +155,13 @@ def train(
                     "epoch": epoch + 1, "history": history}, checkpoint)
     logits, targets = validation_logits(recogniser, store, validation_starts)
     recogniser.temperature = fit_temperature(logits, targets)
+    edge_free = int((~(targets > 0.5).any(axis=1)).sum())
+    recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), targets > 0.5, false_alarm_rate)
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
         "device": str(device), "history": history,
         "initialised_from": None if init_from is None else Path(init_from).name,
-    })
+    }, threshold_rule=f"lowest probability (at least 0.5) at which at most {false_alarm_rate:.1%} of the {edge_free} "
+                      "validation spectra with no detectable element report one")
     return recogniser
