@@ -40,3 +40,21 @@ def test_detectable_is_present_with_snr_at_the_rose_limit() -> None:
     detectable = np.array([s["detectable"] for s in samples])
     np.testing.assert_array_equal(detectable, present & (snr >= ROSE_SNR))
     assert detectable.any() and (present & ~detectable).any()  # both sides of the limit occur
+
+
+def test_jump_ratio_is_over_the_whole_pre_edge_intensity() -> None:
+    # CeO2 from 250 eV: the Ce N4,5 edge (110 eV) lies below the window and its tail is part of the
+    # pre-edge intensity at O K (532 eV). The O edge must stand out over that intensity by about its
+    # labelled jump ratio, whatever the background exponent (it once drowned under the Ce N tail).
+    strong = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0)
+    energy = 250.0 + 0.5 * np.arange(2048)
+    pre, post = (energy >= 470) & (energy <= 522), (energy >= 545) & (energy <= 565)
+    excess = []
+    for i in range(30):
+        sample = simulate(np.random.default_rng([13, i]), 2048, ["Ce", "O"], (250.0, 0.5), strong)
+        slope, intercept = np.polyfit(np.log(energy[pre]), np.log(sample["expected"][pre]), 1)
+        background = np.exp(intercept + slope * np.log(energy[post]))
+        excess.append(np.mean(sample["expected"][post] / background) - 1)
+        assert sample["jump_ratio"][ELEMENTS.index("O")] >= 1.3
+    # plural scattering spreads part of the step beyond 565 eV and the edge decays: a floor well below 0.3
+    assert min(excess) > 0.1, np.round(excess, 3)

@@ -8,8 +8,10 @@ at ``dispersion`` eV/ch) in these steps, each a physical term with its range:
    lower-lying core losses); ``I0`` (counts per channel at the window start, the dose) is
    log-uniform in [3e2, 3e5].
 3. Edges, per element and shell family, with onset from the edge table plus a chemical shift of
-   N(0, 1.5) eV (clipped to +-4 eV) and a height set by the jump ratio (edge over background at the
-   onset) ``1 + 10**U(-1.5, 0.7)``: from barely visible (1.03) to strong (6). Shapes by edge type:
+   N(0, 1.5) eV (clipped to +-4 eV) and a height set by the jump ratio ``1 + 10**U(-1.5, 0.7)``,
+   from barely visible (1.03) to strong (6): the edge over the whole intensity just below its onset
+   (background plus the tails of lower edges; edges are built in order of energy), as a jump ratio is
+   measured. Shapes by edge type:
    hydrogenic-like sawtooth ``(E / E_k) ** -s`` for K and L1; delayed maxima
    ``(1 - exp(-(E - E_k) / delta)) (E / E_k) ** -s`` for M4,5 of 4d/5d elements, N4,5, M2,3 and
    L2,3 beyond Cu; white lines (two Gaussians at L3/L2 or M5/M4 over 2:1 continuum steps) for
@@ -224,28 +226,32 @@ def simulate(
     jump = np.zeros(len(pool), np.float32)
     onset_label = np.full(channels, -1, np.int16)
     index = {element: i for i, element in enumerate(pool)}
-    edge_signals = {}
+    edge_signals = {element: np.zeros_like(energy) for element in composition}
     first_onset: dict[str, float] = {}  # lowest major onset inside the window, per present element
+    families = []  # (first onset, element, family, onsets, jump - 1 of the element)
     for element in composition:
         jump_minus_one = 10 ** rng.uniform(*quality.log_jump_minus_one)
         shift = float(np.clip(rng.normal(0.0, 1.5), -4.0, 4.0))
-        signal = np.zeros_like(energy)
         for family, edges in simulated_edges(element).items():
             onsets = [edge.onset_eV + shift for edge in edges[:2]]
-            if onsets[0] > window_high or onsets[-1] < window_low - 200.0:
-                continue
-            height = jump_minus_one * SIMULATED_FAMILIES[family] * dose * (max(onsets[0], 1.0) / window_low) ** -exponent
-            signal += height * _shape(family, edges[0].Z, energy, onsets, rng)
-            for edge, edge_onset in zip(edges, onsets):
-                channel = int(round((edge_onset - window_low) / true_dispersion))
-                if 0 <= channel < channels:
-                    onset_label[channel] = edge.index
-                    if family in MAJOR_FAMILIES and element in index:
-                        present[index[element]] = True
-                        jump[index[element]] = max(jump[index[element]], 1 + jump_minus_one * SIMULATED_FAMILIES[family])
-                        first_onset[element] = min(first_onset.get(element, np.inf), edge_onset)
+            if onsets[0] <= window_high and onsets[-1] >= window_low - 200.0:
+                families.append((onsets[0], element, family, onsets, jump_minus_one))
+    for first, element, family, onsets, jump_minus_one in sorted(families, key=lambda f: f[0]):
+        edges = simulated_edges(element)[family]
+        # the jump ratio is over the whole pre-edge intensity (background and lower edges' tails), as measured
+        below = np.interp(first, energy, core) if first >= energy[0] else dose * (max(first, 1.0) / window_low) ** -exponent
+        height = jump_minus_one * SIMULATED_FAMILIES[family] * below
+        signal = height * _shape(family, edges[0].Z, energy, onsets, rng)
         core += signal
-        edge_signals[element] = signal
+        edge_signals[element] += signal
+        for edge, edge_onset in zip(edges, onsets):
+            channel = int(round((edge_onset - window_low) / true_dispersion))
+            if 0 <= channel < channels:
+                onset_label[channel] = edge.index
+                if family in MAJOR_FAMILIES and element in index:
+                    present[index[element]] = True
+                    jump[index[element]] = max(jump[index[element]], 1 + jump_minus_one * SIMULATED_FAMILIES[family])
+                    first_onset[element] = min(first_onset.get(element, np.inf), edge_onset)
     expected = fftconvolve(core, kernel)[pad : pad + channels]
     expected = np.maximum(expected, 0.0)
     for element, onset in first_onset.items():
