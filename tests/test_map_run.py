@@ -96,8 +96,6 @@ def test_maps_follow_the_ground_truth_of_a_synthetic_spectrum_image(core_shell) 
             assert np.nanmedian(intensity[actual]) > 5 * abs(np.nanmedian(intensity[~actual])), element
 
 
-@pytest.mark.xfail(reason="issue 5 goal IoU >= 0.9 per element; shipped edgenet-v2 (threshold 0.78) measured "
-                          "C 0.971, Ce 0.851, O 0.902, Fe 0.863 on 2026-11-25 (Ce and Fe under-detected)", strict=False)
 def test_maps_reach_the_iou_goal_for_every_element(core_shell) -> None:
     image, output, _ = core_shell
     scores = _iou(image, output)
