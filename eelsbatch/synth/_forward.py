@@ -228,17 +228,17 @@ def simulate(
     index = {element: i for i, element in enumerate(pool)}
     edge_signals = {element: np.zeros_like(energy) for element in composition}
     first_onset: dict[str, float] = {}  # lowest major onset inside the window, per present element
-    families = []  # (first onset, element, family, onsets, jump - 1 of the element)
+    families = []  # (onsets, element, family, edges, jump - 1 of the element)
     for element in composition:
         jump_minus_one = 10 ** rng.uniform(*quality.log_jump_minus_one)
         shift = float(np.clip(rng.normal(0.0, 1.5), -4.0, 4.0))
         for family, edges in simulated_edges(element).items():
             onsets = [edge.onset_eV + shift for edge in edges[:2]]
             if onsets[0] <= window_high and onsets[-1] >= window_low - 200.0:
-                families.append((onsets[0], element, family, onsets, jump_minus_one))
-    for first, element, family, onsets, jump_minus_one in sorted(families, key=lambda f: f[0]):
-        edges = simulated_edges(element)[family]
+                families.append((onsets, element, family, edges, jump_minus_one))
+    for onsets, element, family, edges, jump_minus_one in sorted(families, key=lambda f: f[0][0]):
         # the jump ratio is over the whole pre-edge intensity (background and lower edges' tails), as measured
+        first = onsets[0]
         below = np.interp(first, energy, core) if first >= energy[0] else dose * (max(first, 1.0) / window_low) ** -exponent
         height = jump_minus_one * SIMULATED_FAMILIES[family] * below
         signal = height * _shape(family, edges[0].Z, energy, onsets, rng)
