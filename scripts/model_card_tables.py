@@ -23,12 +23,13 @@ def model_card_tables(evaluation: dict) -> str:
     onset = evaluation["onset_error_eV"]
     headline = "\n".join([
         "| metric | value |", "|---|---|",
-        f"| exact element-set accuracy, detectable elements (headline) | **{evaluation['exact_match_detectable']:.4f}** |",
+        f"| exact element-set accuracy: every detectable element, nothing outside the specimen (headline) | **{evaluation['exact_match']:.4f}** |",
+        f"| exact element-set accuracy, strict: exactly the detectable elements | {evaluation['exact_match_strict']:.4f} |",
         f"| exact element-set accuracy, every element with an edge in the window | {evaluation['exact_match_present']:.4f} |",
         f"| micro F1 | {evaluation['micro_f1']:.4f} |",
         f"| expected calibration error | {evaluation['expected_calibration_error']:.4f} |",
         f"| onset error (median / 90th percentile) | {onset['median']:.1f} / {onset['p90']:.1f} eV |",
-        f"| spectra with no detectable element given a false element | {evaluation['no_element_false_positive_rate']:.4f} |",
+        f"| spectra with no element in the window given a false element | {evaluation['no_element_false_positive_rate']:.4f} |",
     ])
     confused = ", ".join(f"{row['missed']} -> {row['reported_instead']} ({row['count']})" for row in evaluation["most_confused"])
     elements = ["| element | precision | recall | F1 | support |", "|---|---|---|---|---|"] + [

@@ -26,6 +26,10 @@ class Batch:
     snr: np.ndarray
     dose: np.ndarray
 
+    def scored(self) -> np.ndarray:
+        """(n, elements) bool: targets that count, all but the present elements too faint to be detectable."""
+        return (self.detectable > 0.5) | ~self.present
+
 
 class TrainingStore:
     """A synthetic training store read lazily, one Zarr chunk at a time.

@@ -6,25 +6,41 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 
-def exact_match(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Share of spectra whose predicted element set equals the true one (all right, none extra)."""
-    return float(np.mean(np.all(predicted == truth, axis=1)))
+def exact_match(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> float:
+    """Share of spectra whose predicted element set is right: every required element, nothing extra.
+
+    Parameters
+    ----------
+    predicted, required
+        (spectra, elements) booleans: the reported elements and those that must be reported.
+    allowed
+        Elements that may be reported without counting as extra (default: ``required`` only). The
+        recogniser is scored with the detectable elements required and every element in the specimen
+        allowed, so a real but faint element is neither a miss nor an extra.
+    """
+    allowed = required if allowed is None else allowed
+    return float(np.mean(np.all(required <= predicted, axis=1) & np.all(predicted <= allowed, axis=1)))
 
 
-def per_element_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support per element column."""
-    tp = np.sum(predicted & truth, axis=0)
-    fp = np.sum(predicted & ~truth, axis=0)
-    fn = np.sum(~predicted & truth, axis=0)
+def per_element_scores(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per element column (``allowed`` as in :func:`exact_match`)."""
+    allowed = required if allowed is None else allowed
+    tp = np.sum(predicted & required, axis=0)
+    fp = np.sum(predicted & ~allowed, axis=0)
+    fn = np.sum(~predicted & required, axis=0)
     precision = tp / np.maximum(tp + fp, 1)
     recall = tp / np.maximum(tp + fn, 1)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
 
 
-def expected_calibration_error(probability: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
-    """ECE over all (spectrum, element) probabilities, equal-width bins."""
-    p, y = probability.ravel(), truth.ravel().astype(float)
+def expected_calibration_error(probability: np.ndarray, truth: np.ndarray, scored: np.ndarray | None = None, bins: int = 10) -> float:
+    """ECE over the (spectrum, element) probabilities, equal-width bins.
+
+    ``scored`` (same shape, boolean) restricts it to the entries whose truth is defined (default: all).
+    """
+    scored = np.ones(np.shape(probability), bool) if scored is None else np.asarray(scored, bool)
+    p, y = probability[scored], truth[scored].astype(float)
     index = np.minimum((p * bins).astype(int), bins - 1)
     error = 0.0
     for b in range(bins):
@@ -34,12 +50,16 @@ def expected_calibration_error(probability: np.ndarray, truth: np.ndarray, bins:
     return float(error)
 
 
-def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
-    """Temperature that minimises the binary cross-entropy of ``sigmoid(logits / T)`` (Guo et al. 2017)."""
-    y = truth.astype(float)
+def fit_temperature(logits: np.ndarray, truth: np.ndarray, scored: np.ndarray | None = None) -> float:
+    """Temperature that minimises the binary cross-entropy of ``sigmoid(logits / T)`` (Guo et al. 2017).
+
+    ``scored`` (same shape, boolean) restricts the fit to the entries whose truth is defined (default: all).
+    """
+    scored = np.ones(np.shape(logits), bool) if scored is None else np.asarray(scored, bool)
+    z0, y = logits[scored], truth[scored].astype(float)
 
     def nll(log_t: float) -> float:
-        z = logits / np.exp(log_t)
+        z = z0 / np.exp(log_t)
         return float(np.mean(np.logaddexp(0, z) - y * z))
 
     return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))

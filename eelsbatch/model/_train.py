@@ -28,7 +28,9 @@ def _device() -> torch.device:
 def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     inputs = torch.from_numpy(batch.inputs).to(device)
     presence, onset = network(inputs)
-    presence_loss = nn.functional.binary_cross_entropy_with_logits(presence, torch.from_numpy(batch.detectable).to(device))
+    target = torch.from_numpy(batch.detectable).to(device)
+    scored = torch.from_numpy(batch.scored()).to(device, torch.float32)  # present but undetectable: no loss either way
+    presence_loss = (nn.functional.binary_cross_entropy_with_logits(presence, target, reduction="none") * scored).sum() / scored.sum()
     onset_target = torch.from_numpy(batch.tags > 0).to(device, torch.float32)
     onset_loss = nn.functional.binary_cross_entropy_with_logits(
         onset, onset_target, pos_weight=torch.tensor(ONSET_POSITIVE_WEIGHT, device=device)
@@ -36,17 +38,18 @@ def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch
     return presence_loss, onset_loss
 
 
-def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Presence logits and detectable targets on the validation chunks."""
-    logits, targets = [], []
+def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Presence logits, detectable targets and present elements on the validation chunks."""
+    logits, targets, present = [], [], []
     recogniser.network.eval()
     with torch.inference_mode():
         for batch in store.batches(starts):
             for i in range(0, len(batch.inputs), 1024):
                 presence, _ = recogniser.network(torch.from_numpy(batch.inputs[i : i + 1024]).to(recogniser.device))
                 logits.append(presence.float().cpu().numpy())
-            targets.append(batch.detectable)
-    return np.concatenate(logits), np.concatenate(targets)
+            targets.append(batch.detectable > 0.5)
+            present.append(batch.present)
+    return np.concatenate(logits), np.concatenate(targets), np.concatenate(present)
 
 
 def train(
@@ -93,7 +96,7 @@ def train(
         Train each epoch on this many training chunks drawn at random (default: all of them).
     false_alarm_rate
         The saved detection threshold is the lowest (at least 0.5) at which at most this share of the
-        validation spectra with no detectable element report one.
+        validation spectra with no element in the window report one.
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -147,21 +150,21 @@ def train(
                 progress.update()
                 progress.set_postfix(presence=f"{presence_loss.item():.4f}", onset=f"{onset_loss.item():.3f}")
         progress.close()
-        logits, targets = validation_logits(recogniser, store, validation_starts)
-        accuracy = exact_match(1 / (1 + np.exp(-logits)) > 0.5, targets > 0.5)
+        logits, targets, present = validation_logits(recogniser, store, validation_starts)
+        accuracy = exact_match(1 / (1 + np.exp(-logits)) > 0.5, targets, present)
         history.append({"epoch": epoch + 1, "validation_exact_match": accuracy, "seconds": time.time() - started})
         tqdm.write(f"epoch {epoch + 1}: validation exact element-set accuracy {accuracy:.4f}")
         torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                     "epoch": epoch + 1, "history": history}, checkpoint)
-    logits, targets = validation_logits(recogniser, store, validation_starts)
-    recogniser.temperature = fit_temperature(logits, targets)
-    edge_free = int((~(targets > 0.5).any(axis=1)).sum())
-    recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), targets > 0.5, false_alarm_rate)
+    logits, targets, present = validation_logits(recogniser, store, validation_starts)
+    recogniser.temperature = fit_temperature(logits, targets, scored=targets | ~present)
+    edge_free = int((~present.any(axis=1)).sum())
+    recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), present, false_alarm_rate)
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
         "device": str(device), "history": history,
         "initialised_from": None if init_from is None else Path(init_from).name,
     }, threshold_rule=f"lowest probability (at least 0.5) at which at most {false_alarm_rate:.1%} of the {edge_free} "
-                      "validation spectra with no detectable element report one")
+                      "validation spectra with no element in the window report one")
     return recogniser

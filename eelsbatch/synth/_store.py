@@ -15,7 +15,7 @@ from eelsbatch import __version__
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, atomic_store
 from eelsbatch.synth._elements import ELEMENTS
-from eelsbatch.synth._forward import DEFAULT_QUALITY, ROSE_SNR
+from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR
 from eelsbatch.synth._generate import PER_CHANNEL, PER_ELEMENT, PER_SAMPLE, check_elements, generate
 
 _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "detectable": bool,
@@ -59,7 +59,7 @@ def training_dataset(
     table = load_edge_table()
     dataset.attrs = {
         "seed": seed, "channels": channels, "eelsbatch_version": __version__, KIND_ATTR: "training_set",
-        COMPLETE_ATTR: False, "detectable_rule": f"present and edge SNR >= {ROSE_SNR} (Rose criterion)",
+        COMPLETE_ATTR: False, "detectable_rule": f"present and edge SNR >= {ROSE_SNR} (Rose criterion), SNR = S / sqrt(S + {BACKGROUND_H:g} B + (g B)^2)",
         "quality": repr(DEFAULT_QUALITY), "composition": ",".join(composition or []),
         "onset_label_edges": [edge.name for edge in table],
         "description": "Synthetic core-loss EELS spectra from the eelsbatch forward model (eelsbatch.synth).",
