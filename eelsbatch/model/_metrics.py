@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+THRESHOLD_FLOOR = 0.5  # a detection threshold is never below even odds
+
 
 def exact_match(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> float:
     """Share of spectra whose predicted element set is right: every required element, nothing extra.
@@ -65,7 +67,7 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray, scored: np.ndarray | 
     return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))
 
 
-def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: float, floor: float = 0.5) -> float:
+def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: float, floor: float = THRESHOLD_FLOOR) -> float:
     """Lowest threshold (0.01 steps, at least ``floor``) at which at most ``rate`` of the edge-free spectra report an element.
 
     Parameters

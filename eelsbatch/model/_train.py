@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
-from eelsbatch.model._metrics import exact_match, false_alarm_threshold, fit_temperature
+from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature
 from eelsbatch.model._network import EdgeNet
 from eelsbatch.model._recogniser import Recogniser, load_recogniser
 
@@ -95,7 +95,7 @@ def train(
     chunks_per_epoch
         Train each epoch on this many training chunks drawn at random (default: all of them).
     false_alarm_rate
-        The saved detection threshold is the lowest (at least 0.5) at which at most this share of the
+        The saved detection threshold is the lowest (at least ``THRESHOLD_FLOOR``) at which at most this share of the
         validation spectra with no element in the window report one.
     """
     output = Path(output)
@@ -165,6 +165,6 @@ def train(
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
         "device": str(device), "history": history,
         "initialised_from": None if init_from is None else Path(init_from).name,
-    }, threshold_rule=f"lowest probability (at least 0.5) at which at most {false_alarm_rate:.1%} of the {edge_free} "
+    }, threshold_rule=f"lowest probability (at least {THRESHOLD_FLOOR:g}) at which at most {false_alarm_rate:.1%} of the {edge_free} "
                       "validation spectra with no element in the window report one")
     return recogniser
