@@ -302,7 +302,7 @@ def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:
     energy = window[0] + window[1] * np.arange(iron_oxide["spectrum"].shape[1])
     result = shipped.predict(iron_oxide["spectrum"][strong], energy)
     found = result["probability"] > shipped.threshold
-    # edgenet-v3 finds Fe in all 20 of these and O in 19, and nothing else
+    # edgenet-v3 finds Fe and O in all 20 of these, and nothing else
     assert found[:, columns].mean(axis=0).min() >= 0.85, found[:, columns].mean(axis=0)
     assert not np.delete(found, columns, axis=1).any()
     onset = result["onset_energy"][found[:, columns[1]], columns[1]]
