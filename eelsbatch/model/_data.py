@@ -12,6 +12,7 @@ import zarr
 from eelsbatch.edges import MAJOR_FAMILIES, load_edge_table
 from eelsbatch.io import open_store
 from eelsbatch.model._grid import MIN_VALID_CELLS, ModelGrid
+from eelsbatch.model._metrics import scored_entries
 
 
 @dataclass
@@ -27,8 +28,8 @@ class Batch:
     dose: np.ndarray
 
     def scored(self) -> np.ndarray:
-        """(n, elements) bool: targets that count, all but the present elements too faint to be detectable."""
-        return (self.detectable > 0.5) | ~self.present
+        """(n, elements) bool: targets that count (:func:`~eelsbatch.model._metrics.scored_entries`)."""
+        return scored_entries(self.detectable > 0.5, self.present)
 
 
 class TrainingStore:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from eelsbatch.model._data import TrainingStore
-from eelsbatch.model._metrics import expected_calibration_error, exact_match, per_element_scores
+from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
 from eelsbatch.model._recogniser import Recogniser
 
 
@@ -50,7 +50,7 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
     )
     predicted = probability > threshold
     scores = per_element_scores(predicted, detectable, present)
-    correct = np.all(detectable <= predicted, axis=1) & np.all(predicted <= present, axis=1)
+    correct = correct_sets(predicted, detectable, present)
     edge_free = ~present.any(axis=1)
     false_positive, false_negative = predicted & ~present, detectable & ~predicted
     hit = predicted & detectable & np.isfinite(onset_truth) & np.isfinite(onset)
@@ -79,7 +79,7 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         },
         "onset_error_eV": {"median": float(np.median(onset_error)) if onset_error.size else None,
                            "p90": float(np.percentile(onset_error, 90)) if onset_error.size else None, "count": int(onset_error.size)},
-        "expected_calibration_error": expected_calibration_error(probability, detectable, scored=detectable | ~present),
+        "expected_calibration_error": expected_calibration_error(probability, detectable, scored=scored_entries(detectable, present)),
         "accuracy_vs_weakest_edge_snr": _binned_accuracy(weakest, correct, np.array([0, 2, 5, 10, 20, 50, 100, np.inf])),
         "accuracy_vs_dose": _binned_accuracy(dose, correct, np.array([0, 1e3, 3e3, 1e4, 3e4, 1e5, np.inf])),
         "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),

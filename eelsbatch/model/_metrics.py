@@ -8,8 +8,8 @@ from scipy.optimize import minimize_scalar
 THRESHOLD_FLOOR = 0.5  # a detection threshold is never below even odds
 
 
-def exact_match(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> float:
-    """Share of spectra whose predicted element set is right: every required element, nothing extra.
+def correct_sets(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """(spectra,) bool: the predicted element set holds every required element and nothing extra.
 
     Parameters
     ----------
@@ -21,11 +21,22 @@ def exact_match(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray
         allowed, so a real but faint element is neither a miss nor an extra.
     """
     allowed = required if allowed is None else allowed
-    return float(np.mean(np.all(required <= predicted, axis=1) & np.all(predicted <= allowed, axis=1)))
+    return np.all(required <= predicted, axis=1) & np.all(predicted <= allowed, axis=1)
+
+
+def exact_match(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> float:
+    """Share of spectra whose predicted element set is right (see :func:`correct_sets`)."""
+    return float(np.mean(correct_sets(predicted, required, allowed)))
+
+
+def scored_entries(detectable: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(spectra, elements) bool: the entries whose truth is defined, all but the present elements too
+    faint to be detectable (reporting those is neither a miss nor an extra)."""
+    return detectable | ~present
 
 
 def per_element_scores(predicted: np.ndarray, required: np.ndarray, allowed: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support per element column (``allowed`` as in :func:`exact_match`)."""
+    """Precision, recall, F1 and support per element column (``allowed`` as in :func:`correct_sets`)."""
     allowed = required if allowed is None else allowed
     tp = np.sum(predicted & required, axis=0)
     fp = np.sum(predicted & ~allowed, axis=0)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
-from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature
+from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
 from eelsbatch.model._network import EdgeNet
 from eelsbatch.model._recogniser import Recogniser, load_recogniser
 
@@ -131,7 +131,7 @@ def train(
                 optimiser, max_lr=learning_rate, total_steps=max(1, (epochs - first_epoch) * steps_per_epoch)
             )
     recogniser = Recogniser(network, list(elements), grid, name=name or output.name)
-    started = time.time()
+    started, validation = time.time(), None
     for epoch in range(first_epoch, epochs):
         network.train()
         progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
@@ -150,14 +150,17 @@ def train(
                 progress.update()
                 progress.set_postfix(presence=f"{presence_loss.item():.4f}", onset=f"{onset_loss.item():.3f}")
         progress.close()
-        logits, targets, present = validation_logits(recogniser, store, validation_starts)
+        validation = validation_logits(recogniser, store, validation_starts)
+        logits, targets, present = validation
         accuracy = exact_match(1 / (1 + np.exp(-logits)) > 0.5, targets, present)
         history.append({"epoch": epoch + 1, "validation_exact_match": accuracy, "seconds": time.time() - started})
         tqdm.write(f"epoch {epoch + 1}: validation exact element-set accuracy {accuracy:.4f}")
         torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                     "epoch": epoch + 1, "history": history}, checkpoint)
-    logits, targets, present = validation_logits(recogniser, store, validation_starts)
-    recogniser.temperature = fit_temperature(logits, targets, scored=targets | ~present)
+    if validation is None:  # resumed after the last epoch: nothing was validated in this run
+        validation = validation_logits(recogniser, store, validation_starts)
+    logits, targets, present = validation
+    recogniser.temperature = fit_temperature(logits, targets, scored=scored_entries(targets, present))
     edge_free = int((~present.any(axis=1)).sum())
     recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), present, false_alarm_rate)
     recogniser.save(output, training={
