@@ -183,13 +183,20 @@ def train(
     init_from: Annotated[Optional[Path], typer.Option(help="Model folder whose weights start the training (fine-tuning).")] = None,
     chunks_per_epoch: Annotated[Optional[int], typer.Option(help="Training chunks drawn per epoch (default: all).")] = None,
     false_alarm_rate: Annotated[float, typer.Option(help="Largest share of edge-free validation spectra allowed to report an element at the saved threshold.")] = 0.01,
+    width: Annotated[Optional[int], typer.Option(help="Convolution channels (default: 48, or INIT_FROM's).")] = None,
+    hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size per direction (default: 48, or INIT_FROM's).")] = None,
+    evidence: Annotated[Optional[int], typer.Option(help="Evidence channels per step (default: 16, or INIT_FROM's).")] = None,
 ) -> None:
-    """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one)."""
+    """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one).
+
+    With --init-from and larger sizes, the starting model is widened first without changing its outputs.
+    """
     from eelsbatch.model._train import train as train_model
     from eelsbatch.synth import ELEMENTS
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
-                init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate)
+                init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate,
+                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence}.items() if size})
     typer.echo(f"wrote {out}")
 
 

@@ -23,6 +23,7 @@ from eelsbatch.model._data import TrainingStore
 from eelsbatch.model._metrics import exact_match, false_alarm_threshold, per_element_scores
 from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV, WINDOW_MARGIN_RELATIVE
 from eelsbatch.model._train import _losses, train
+from eelsbatch.model._widen import widen
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
 
 SHIPPED = SHIPPED_MODEL
@@ -338,3 +339,31 @@ def test_fine_tuning_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path)
     assert torch.allclose(tuned.network.lstm.weight_hh_l0, initial["lstm.weight_hh_l0"], atol=1e-6)
     config = json.loads((tmp_path / "tuned" / "config.json").read_text())
     assert config["training"]["chunks_per_epoch"] == 1 and config["training"]["initialised_from"] == "start"
+
+
+def test_widening_keeps_every_output(shipped: Recogniser) -> None:
+    """The widened network computes what the trained one does, with more parameters to train."""
+    rng = np.random.default_rng(3)
+    inputs = torch.from_numpy(rng.normal(size=(6, 2, shipped.grid.points)).astype(np.float32))
+    inputs[:, 1] = torch.from_numpy(rng.random((6, shipped.grid.points)) > 0.3)
+    wide = widen(shipped.network, width=64, hidden=56, evidence=24).eval()
+    with torch.inference_mode():
+        for narrow_output, wide_output in zip(shipped.network(inputs), wide(inputs)):
+            assert torch.allclose(narrow_output, wide_output, atol=1e-4)
+    assert sum(p.numel() for p in wide.parameters()) > 1.4 * sum(p.numel() for p in shipped.network.parameters())
+    with pytest.raises(ValueError, match="narrow"):
+        widen(shipped.network, width=32, hidden=48, evidence=16)
+
+
+def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Path) -> None:
+    start = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS)).save(tmp_path / "start")
+    tuned = train(tiny_store, tmp_path / "wide", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
+                  threads=1, init_from=start, learning_rate=1e-9, chunks_per_epoch=1, sizes={"hidden": 56})
+    reloaded = load_recogniser(tmp_path / "wide")
+    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16}
+    inputs = torch.from_numpy(TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), EdgeNet.downsampling).read(0, 8).inputs)
+    with torch.inference_mode():  # a negligible learning rate: the widened model still answers as the starting one
+        assert torch.allclose(reloaded.network(inputs)[0], load_recogniser(start).network.eval()(inputs)[0], atol=1e-4)
+    assert tuned.network.lstm.weight_hh_l0.shape == (4 * 56, 56)
+    with pytest.raises(EelsbatchError, match="other elements"):
+        train(tiny_store, tmp_path / "other", list(ELEMENTS)[:-1], epochs=1, init_from=start)

@@ -14,7 +14,9 @@ from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
 from eelsbatch.model._network import EdgeNet
+from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._recogniser import Recogniser, load_recogniser
+from eelsbatch.model._widen import widen
 
 CHECKPOINT = "checkpoint.pt"
 ONSET_LOSS_WEIGHT = 0.3
@@ -36,6 +38,24 @@ def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch
         onset, onset_target, pos_weight=torch.tensor(ONSET_POSITIVE_WEIGHT, device=device)
     )
     return presence_loss, onset_loss
+
+
+def initial_network(elements: list[str], grid: ModelGrid, init_from: str | Path | None = None,
+                    sizes: dict[str, int] | None = None) -> EdgeNet:
+    """A fresh network of ``sizes``, or the weights of the model ``init_from``, widened where ``sizes`` are larger.
+
+    Raises
+    ------
+    EelsbatchError
+        If ``init_from`` has other elements or another grid than the training.
+    """
+    if init_from is None:
+        return EdgeNet.build(elements, grid, **(sizes or {}))
+    start = load_recogniser(init_from)
+    if start.elements != elements or start.grid != grid:
+        raise EelsbatchError(init_from, "this model has other elements or another energy grid than the training")
+    wanted = {**start.network.sizes, **(sizes or {})}
+    return start.network if wanted == start.network.sizes else widen(start.network, **wanted)
 
 
 def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,6 +87,7 @@ def train(
     init_from: str | Path | None = None,
     chunks_per_epoch: int | None = None,
     false_alarm_rate: float = 0.01,
+    sizes: dict[str, int] | None = None,
 ) -> Recogniser:
     """Train an :class:`EdgeNet` on ``data`` and save it (weights, config, checkpoint) in ``output``.
 
@@ -97,6 +118,9 @@ def train(
     false_alarm_rate
         The saved detection threshold is the lowest (at least ``THRESHOLD_FLOOR``) at which at most this share of the
         validation spectra with no element in the window report one.
+    sizes
+        Network sizes (``width``, ``hidden``, ``evidence``); default: :class:`EdgeNet`'s, or ``init_from``'s, whose
+        network is widened without changing its outputs (:func:`~eelsbatch.model._widen.widen`) where these are larger.
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -105,10 +129,7 @@ def train(
     torch.manual_seed(seed)
     device = _device()
     grid = ModelGrid()
-    network = EdgeNet.build(list(elements), grid)
-    if init_from is not None:
-        network.load_state_dict(load_recogniser(init_from).network.state_dict())
-    network = network.to(device)
+    network = initial_network(list(elements), grid, init_from, sizes).to(device)
     store = TrainingStore(data, elements, grid, network.downsampling)
     starts = store.chunk_starts()
     n_validation = max(1, int(round(len(starts) * validation_fraction)))

@@ -1,7 +1,7 @@
 """Forward model of one core-loss EELS spectrum, after Kong, Ji and Xin (arXiv:2209.13026).
 
 Every spectrum is built on its own acquisition grid (``channels`` channels from ``energy_offset``
-at ``dispersion`` eV/ch) in these steps, each a physical term with its range:
+at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physical term with its range:
 
 1. Composition: 0 to 4 elements, from common material systems or random draws.
 2. Background: power law ``I0 * (E / E_start) ** -r``, ``r`` in [2, 5] (the tail of valence and
@@ -130,7 +130,7 @@ def draw_composition(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -
 
 
 def _draw_window(rng: np.random.Generator, composition: list[str], channels: int) -> tuple[float, float]:
-    dispersion = float(np.exp(rng.uniform(np.log(0.05), np.log(1.5))))
+    dispersion = float(np.exp(rng.uniform(np.log(0.05), np.log(2.0))))
     width = channels * dispersion
     onsets = [e for element in composition for e in major_onsets(element) if 60.0 <= e <= TABLE_HIGH_EV]
     if onsets:
