@@ -137,9 +137,15 @@ class EdgeNet(nn.Module):
         features = self.front(torch.cat([x, self.position.expand(batch, 1, -1)], dim=1))  # (batch, width, steps)
         sequence, _ = self.lstm(self.down(features).transpose(1, 2))  # (batch, steps / 2, 2 hidden)
         context = self.context(sequence.amax(dim=1))
-        joined = torch.cat([features, sequence.transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]], dim=1)
-        onset = self.onset(joined)  # (batch, 1, steps)
-        evidence = torch.cat([self.evidence(joined), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
+        # the evidence and onset heads are 1x1 convolutions over the features joined with the LSTM output brought
+        # back to the steps; computed as the features' part plus the LSTM's part at its own (half) resolution,
+        # the same numbers without building the joined tensor
+        weight = torch.cat([self.evidence[0].weight, self.onset.weight])[..., 0]  # (evidence + 1, width + 2 hidden)
+        width = features.shape[1]
+        heads = nn.functional.conv1d(features, weight[:, :width, None], torch.cat([self.evidence[0].bias, self.onset.bias]))
+        heads = heads + nn.functional.linear(sequence, weight[:, width:]).transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]
+        onset = heads[:, -1:]  # (batch, 1, steps)
+        evidence = torch.cat([self.evidence[1](heads[:, :-1]), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
         read = self._at_slots(_window_maxima(evidence)).permute(0, 2, 3, 1)  # (batch, elements, families, channels + 1)
         valid = self._at_slots(_window_maxima(mask)).permute(0, 2, 3, 1) * self.slot_valid[None, :, :, None]
         slots = torch.cat([read * valid, valid], dim=-1).flatten(2)  # (batch, elements, families * (channels + 2))
