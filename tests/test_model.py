@@ -303,7 +303,7 @@ def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:
     energy = window[0] + window[1] * np.arange(iron_oxide["spectrum"].shape[1])
     result = shipped.predict(iron_oxide["spectrum"][strong], energy)
     found = result["probability"] > shipped.threshold
-    # edgenet-v3 finds Fe and O in all 20 of these, and nothing else
+    # the shipped model finds Fe and O in at least 85 % of these, and nothing else
     assert found[:, columns].mean(axis=0).min() >= 0.85, found[:, columns].mean(axis=0)
     assert not np.delete(found, columns, axis=1).any()
     onset = result["onset_energy"][found[:, columns[1]], columns[1]]
@@ -346,13 +346,14 @@ def test_widening_keeps_every_output(shipped: Recogniser) -> None:
     rng = np.random.default_rng(3)
     inputs = torch.from_numpy(rng.normal(size=(6, 2, shipped.grid.points)).astype(np.float32))
     inputs[:, 1] = torch.from_numpy(rng.random((6, shipped.grid.points)) > 0.3)
-    wide = widen(shipped.network, width=64, hidden=56, evidence=24).eval()
+    sizes = shipped.network.sizes
+    wide = widen(shipped.network, width=sizes["width"] + 16, hidden=sizes["hidden"] + 8, evidence=sizes["evidence"] + 8).eval()
     with torch.inference_mode():
         for narrow_output, wide_output in zip(shipped.network(inputs), wide(inputs)):
             assert torch.allclose(narrow_output, wide_output, atol=1e-4)
-    assert sum(p.numel() for p in wide.parameters()) > 1.4 * sum(p.numel() for p in shipped.network.parameters())
+    assert sum(p.numel() for p in wide.parameters()) > 1.3 * sum(p.numel() for p in shipped.network.parameters())
     with pytest.raises(ValueError, match="narrow"):
-        widen(shipped.network, width=32, hidden=48, evidence=16)
+        widen(shipped.network, **{**sizes, "width": sizes["width"] - 16})
 
 
 def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Path) -> None:
