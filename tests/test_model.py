@@ -368,3 +368,5 @@ def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Pa
     assert tuned.network.lstm.weight_hh_l0.shape == (4 * 56, 56)
     with pytest.raises(EelsbatchError, match="other elements"):
         train(tiny_store, tmp_path / "other", list(ELEMENTS)[:-1], epochs=1, init_from=start)
+    with pytest.raises(EelsbatchError, match="cannot narrow"):
+        train(tiny_store, tmp_path / "narrow", list(ELEMENTS), epochs=1, init_from=start, sizes={"width": 32})

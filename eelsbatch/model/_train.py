@@ -10,11 +10,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._data import Batch, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
 from eelsbatch.model._network import EdgeNet
-from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._recogniser import Recogniser, load_recogniser
 from eelsbatch.model._widen import widen
 
@@ -47,7 +47,7 @@ def initial_network(elements: list[str], grid: ModelGrid, init_from: str | Path 
     Raises
     ------
     EelsbatchError
-        If ``init_from`` has other elements or another grid than the training.
+        If ``init_from`` has other elements or another grid than the training, or larger sizes than ``sizes``.
     """
     if init_from is None:
         return EdgeNet.build(elements, grid, **(sizes or {}))
@@ -55,7 +55,12 @@ def initial_network(elements: list[str], grid: ModelGrid, init_from: str | Path 
     if start.elements != elements or start.grid != grid:
         raise EelsbatchError(init_from, "this model has other elements or another energy grid than the training")
     wanted = {**start.network.sizes, **(sizes or {})}
-    return start.network if wanted == start.network.sizes else widen(start.network, **wanted)
+    if wanted == start.network.sizes:
+        return start.network
+    try:
+        return widen(start.network, **wanted)
+    except ValueError as error:
+        raise EelsbatchError(init_from, str(error)) from None
 
 
 def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
