@@ -186,6 +186,7 @@ def train(
     width: Annotated[Optional[int], typer.Option(help="Convolution channels (default: 48, or INIT_FROM's).")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size per direction (default: 48, or INIT_FROM's).")] = None,
     evidence: Annotated[Optional[int], typer.Option(help="Evidence channels per step (default: 16, or INIT_FROM's).")] = None,
+    loader_workers: Annotated[Optional[int], typer.Option(help="Processes preparing chunks ahead of the training step (default: 0 on the CPU, up to 8 with a GPU).")] = None,
 ) -> None:
     """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one).
 
@@ -196,7 +197,8 @@ def train(
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
                 init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate,
-                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence}.items() if size})
+                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence}.items() if size},
+                loader_workers=loader_workers)
     typer.echo(f"wrote {out}")
 
 

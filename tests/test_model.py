@@ -182,6 +182,18 @@ def test_train_saves_a_loadable_model_and_resumes(tiny_store: Path, tmp_path: Pa
     np.testing.assert_array_equal(loaded.predict(spectra["spectrum"], energy)["probability"], expected)
 
 
+def test_loader_processes_change_nothing_but_speed(tiny_store: Path, tmp_path: Path) -> None:
+    options = dict(epochs=2, batch_size=16, validation_fraction=0.34, seed=3, threads=1, chunks_per_epoch=1)
+    in_turn = train(tiny_store, tmp_path / "in-turn", list(ELEMENTS), loader_workers=0, **options)
+    ahead = train(tiny_store, tmp_path / "ahead", list(ELEMENTS), loader_workers=2, **options)
+    assert ahead.info["training"]["loader_workers"] == 2
+    for name, weights in in_turn.network.state_dict().items():
+        torch.testing.assert_close(ahead.network.state_dict()[name], weights, rtol=0, atol=0, msg=name)
+    torch.manual_seed(3)
+    untrained = EdgeNet.build(list(ELEMENTS), ModelGrid())
+    assert not torch.equal(untrained.state_dict()["front.0.weight"], ahead.network.state_dict()["front.0.weight"])
+
+
 def test_false_alarm_threshold_is_the_lowest_that_keeps_edge_free_spectra_quiet() -> None:
     truth = np.zeros((200, 3), bool)
     truth[100:, 0] = True  # 100 spectra with an element, 100 edge-free

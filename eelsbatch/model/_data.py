@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import zarr
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eelsbatch.edges import MAJOR_FAMILIES, load_edge_table
 from eelsbatch.io import open_store
@@ -49,6 +50,7 @@ class TrainingStore:
 
     def __init__(self, path: str | Path, elements: list[str], grid: ModelGrid, downsampling: int) -> None:
         open_store(path, kind="training_set")  # one-line errors for a missing, incomplete or wrong store
+        self.path = Path(path)
         self.group = zarr.open_group(str(path), mode="r")
         stored = [str(e) for e in self.group["element"][:]]
         self.columns = np.array([stored.index(e) for e in elements])
@@ -62,6 +64,14 @@ class TrainingStore:
             [1 + element_index[edge.element] if edge.family in MAJOR_FAMILIES and edge.element in element_index else 0
              for edge in table] + [0], dtype=np.int64,
         )
+
+    def __getstate__(self) -> dict:
+        """Picklable for loader processes: the Zarr group is reopened there."""
+        return {name: value for name, value in self.__dict__.items() if name != "group"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.group = zarr.open_group(str(self.path), mode="r")
 
     def chunk_starts(self) -> list[int]:
         """First sample of every chunk."""
@@ -100,12 +110,79 @@ class TrainingStore:
         )
         return Batch(*(getattr(batch, name)[covered] for name in Batch.__dataclass_fields__))
 
-    def batches(self, starts: list[int], rng: np.random.Generator | None = None) -> Iterator[Batch]:
-        """Chunks in the given (or shuffled) order, samples shuffled within each chunk."""
-        order = list(starts) if rng is None else [starts[i] for i in rng.permutation(len(starts))]
-        for start in order:
-            batch = self.read(start, min(start + self.chunk, self.size))
-            if rng is not None:
-                shuffle = rng.permutation(len(batch.inputs))
-                batch = Batch(*(getattr(batch, name)[shuffle] for name in Batch.__dataclass_fields__))
-            yield batch
+    def read_chunk(self, start: int, shuffle_seed: Sequence[int] | None = None) -> Batch:
+        """The chunk that begins at sample ``start``, its samples shuffled by ``shuffle_seed`` where given."""
+        batch = self.read(start, min(start + self.chunk, self.size))
+        if shuffle_seed is None:
+            return batch
+        shuffle = np.random.default_rng(list(shuffle_seed)).permutation(len(batch.inputs))
+        return Batch(*(getattr(batch, name)[shuffle] for name in Batch.__dataclass_fields__))
+
+    def batches(self, starts: list[int]) -> Iterator[Batch]:
+        """Chunks in the given order, unshuffled."""
+        for start in starts:
+            yield self.read_chunk(start)
+
+
+class _Chunks(Dataset):
+    """Map-style view of a store: key ``(start, shuffle_seed)`` -> that chunk, shuffled."""
+
+    def __init__(self, store: TrainingStore) -> None:
+        self.store = store
+
+    def __getitem__(self, key: tuple[int, tuple[int, ...]]) -> Batch:
+        return self.store.read_chunk(*key)
+
+
+class _Order(Sampler):
+    """The keys of the current epoch, set before each pass (so that loader processes live across epochs)."""
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, tuple[int, ...]]] = []
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[int, ...]]]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _as_is(batch: Batch) -> Batch:
+    return batch
+
+
+class ShuffledChunks:
+    """Training chunks in a random order per epoch, samples shuffled within each, read ahead by loader processes.
+
+    The order depends on ``seed`` and the epoch only, so a resumed run, or one with another number of loader
+    processes, sees the same data in the same order.
+
+    Parameters
+    ----------
+    store
+        The training store.
+    starts
+        First samples of the training chunks.
+    per_epoch
+        Chunks drawn (without replacement) per epoch.
+    seed
+        Seed of the draws and shuffles.
+    workers
+        Loader processes reading chunks ahead of the training step (0: read in this process, in turn).
+    """
+
+    def __init__(self, store: TrainingStore, starts: list[int], per_epoch: int, seed: int, workers: int = 0) -> None:
+        self.starts, self.per_epoch, self.seed = list(starts), per_epoch, seed
+        self._order = _Order()
+        self._loader = DataLoader(
+            _Chunks(store), batch_size=None, sampler=self._order, num_workers=workers, collate_fn=_as_is,
+            persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
+            multiprocessing_context="forkserver" if workers else None,  # no fork of Zarr's event-loop thread
+        )
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """The chunks of ``epoch`` (counted from 0)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        chosen = rng.choice(self.starts, self.per_epoch, replace=False)
+        self._order.keys = [(int(start), (self.seed, epoch, int(start))) for start in chosen]
+        return iter(self._loader)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from eelsbatch.errors import EelsbatchError
-from eelsbatch.model._data import Batch, TrainingStore
+from eelsbatch.model._data import Batch, ShuffledChunks, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
 from eelsbatch.model._network import EdgeNet
@@ -25,6 +26,11 @@ ONSET_POSITIVE_WEIGHT = 10.0  # onset steps are rare (a few in 256)
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_loader_workers(device: torch.device) -> int:
+    """Loader processes: none on the CPU (they would take the training's cores), up to 8 to feed a GPU."""
+    return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
 
 
 def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +99,7 @@ def train(
     chunks_per_epoch: int | None = None,
     false_alarm_rate: float = 0.01,
     sizes: dict[str, int] | None = None,
+    loader_workers: int | None = None,
 ) -> Recogniser:
     """Train an :class:`EdgeNet` on ``data`` and save it (weights, config, checkpoint) in ``output``.
 
@@ -126,6 +133,9 @@ def train(
     sizes
         Network sizes (``width``, ``hidden``, ``evidence``); default: :class:`EdgeNet`'s, or ``init_from``'s, whose
         network is widened without changing its outputs (:func:`~eelsbatch.model._widen.widen`) where these are larger.
+    loader_workers
+        Processes reading and preparing chunks ahead of the training step; default
+        :func:`default_loader_workers`. The data and their order do not depend on it.
     """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -141,6 +151,8 @@ def train(
     train_starts, validation_starts = starts[:-n_validation], starts[-n_validation:]
     per_epoch = len(train_starts) if chunks_per_epoch is None else max(1, min(chunks_per_epoch, len(train_starts)))
     steps_per_epoch = per_epoch * -(-store.chunk // batch_size)
+    workers = default_loader_workers(device) if loader_workers is None else loader_workers
+    chunks = ShuffledChunks(store, train_starts, per_epoch, seed, workers)
     optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=epochs * steps_per_epoch)
     first_epoch, history = 0, []
@@ -161,9 +173,7 @@ def train(
     for epoch in range(first_epoch, epochs):
         network.train()
         progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
-        rng = np.random.default_rng([seed, epoch])  # per-epoch shuffle: a resumed run sees the same order
-        epoch_starts = sorted(rng.choice(train_starts, per_epoch, replace=False).tolist())
-        for batch in store.batches(epoch_starts, rng):
+        for batch in chunks.epoch(epoch):  # per-epoch order: a resumed run sees the same
             for i in range(0, len(batch.inputs), batch_size):
                 part = Batch(*(getattr(batch, f)[i : i + batch_size] for f in Batch.__dataclass_fields__))
                 presence_loss, onset_loss = _losses(network, part, device)
@@ -192,7 +202,7 @@ def train(
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-        "device": str(device), "history": history,
+        "device": str(device), "loader_workers": workers, "history": history,
         "initialised_from": None if init_from is None else Path(init_from).name,
     }, threshold_rule=f"lowest probability (at least {THRESHOLD_FLOOR:g}) at which at most {false_alarm_rate:.1%} of the {edge_free} "
                       "validation spectra with no element in the window report one")
