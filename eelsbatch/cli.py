@@ -229,7 +229,7 @@ def evaluate(
     counts = open_spectrum_image(data, signal=signal)
     found = elements_found(recogniser, counts.values, counts["energy"].values)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
-    typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none above threshold"))
+    typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none reported"))
 
 
 def _store_kind(path: Path) -> str | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from eelsbatch.edges import edges_in_window, edges_of, element_of, load_edge_table, onset
+from eelsbatch.edges import coincident_elements, edges_in_window, edges_of, element_of, load_edge_table, onset
 from eelsbatch.errors import EelsbatchError
 
 
@@ -33,3 +34,12 @@ def test_every_row_is_in_range_and_cited() -> None:
 def test_unknown_element_is_a_clear_error() -> None:
     with pytest.raises(EelsbatchError, match="unknown element 'Xx'"):
         edges_of("Xx")
+
+
+def test_coincident_edges_are_pairs_of_elements_whose_major_onsets_meet() -> None:
+    elements = ["Cu", "Pr", "O", "Sb", "Fe", "Nd"]
+    coincident = coincident_elements(elements, 12.0)
+    pairs = {(elements[i], elements[j]) for i, j in zip(*np.nonzero(coincident)) if i < j}
+    assert {("Cu", "Pr"), ("O", "Sb"), ("Pr", "Nd")} <= pairs  # 931 eV L3 / M5; 532 K / 528 M5; N4,5 113 / 118 eV
+    assert ("Cu", "Fe") not in pairs and ("Cu", "Nd") not in pairs and not coincident.diagonal().any()
+    assert (coincident == coincident.T).all()

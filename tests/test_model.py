@@ -194,6 +194,25 @@ def test_loader_processes_change_nothing_but_speed(tiny_store: Path, tmp_path: P
     assert not torch.equal(untrained.state_dict()["front.0.weight"], ahead.network.state_dict()["front.0.weight"])
 
 
+def test_decide_reports_the_likelier_of_two_coincident_edges_that_split_one_edge() -> None:
+    recogniser = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS), threshold=0.5)
+    column = {element: i for i, element in enumerate(ELEMENTS)}
+
+    def decided(**probabilities: float) -> set[str]:
+        row = np.zeros((1, len(ELEMENTS)), np.float32)
+        for element, value in probabilities.items():
+            row[0, column[element]] = value
+        return {ELEMENTS[i] for i in np.flatnonzero(recogniser.decide(row)[0])}
+
+    assert decided(Cu=0.3, Pr=0.25) == {"Cu"}  # one edge at 931 eV, more likely Cu's
+    assert decided(Cu=0.2, Pr=0.2) == set()  # together not above the threshold
+    assert decided(Cu=0.3, Fe=0.3) == set()  # not coincident: two separate weak edges stay unreported
+    assert decided(Cu=0.6, Pr=0.3) == {"Cu"}  # the edge is already explained
+    assert decided(Pr=0.45, Cu=0.1, Nd=0.2) == {"Pr"}  # the likeliest of its coincident elements only
+    assert decided(O=0.7, Fe=0.51) == {"O", "Fe"}
+    assert recogniser.decide(np.full((1, len(ELEMENTS)), 0.3, np.float32), threshold=0.9).sum() == 0
+
+
 def test_false_alarm_threshold_is_the_lowest_that_keeps_edge_free_spectra_quiet() -> None:
     truth = np.zeros((200, 3), bool)
     truth[100:, 0] = True  # 100 spectra with an element, 100 edge-free

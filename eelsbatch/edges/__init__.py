@@ -7,6 +7,7 @@ regenerate with ``scripts/make_edge_table.py``.
 from eelsbatch.edges._api import (
     MAJOR_FAMILIES,
     Edge,
+    coincident_elements,
     edges_in_window,
     edges_of,
     element_of,
@@ -14,4 +15,4 @@ from eelsbatch.edges._api import (
     onset,
 )
 
-__all__ = ["MAJOR_FAMILIES", "Edge", "edges_in_window", "edges_of", "element_of", "load_edge_table", "onset"]
+__all__ = ["MAJOR_FAMILIES", "Edge", "coincident_elements", "edges_in_window", "edges_of", "element_of", "load_edge_table", "onset"]

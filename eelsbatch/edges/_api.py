@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
+
+import numpy as np
 
 from eelsbatch.errors import EelsbatchError
 
@@ -40,6 +43,32 @@ def load_edge_table() -> tuple[Edge, ...]:
             Edge(i, row["element"], int(row["Z"]), row["edge"], row["family"], float(row["onset_eV"]), row["source"])
             for i, row in enumerate(csv.DictReader(handle))
         )
+
+
+def coincident_elements(elements: Sequence[str], margin_eV: float) -> np.ndarray:
+    """Pairs of elements with major edges that start within ``margin_eV`` of each other.
+
+    By its onset alone such an edge could be either element's (Cu L2,3 and Pr M4,5 at 931 eV, O K and Sb M4,5,
+    Co L2,3 and Ba M4,5, ...).
+
+    Parameters
+    ----------
+    elements
+        Element symbols.
+    margin_eV
+        Largest difference between two tabulated onsets (eV) that counts as coincident.
+
+    Returns
+    -------
+    numpy.ndarray
+        (len(elements), len(elements)) bool, symmetric, False on the diagonal.
+    """
+    onsets = [np.array([edge.onset_eV for edge in edges_of(element) if edge.family in MAJOR_FAMILIES]) for element in elements]
+    coincident = np.zeros((len(elements), len(elements)), bool)
+    for i, a in enumerate(onsets):
+        for j, b in enumerate(onsets[:i]):
+            coincident[i, j] = coincident[j, i] = bool(a.size and b.size and (np.abs(a[:, None] - b[None, :]) <= margin_eV).any())
+    return coincident
 
 
 def edges_in_window(low_eV: float, high_eV: float, families: tuple[str, ...] | None = None) -> list[Edge]:

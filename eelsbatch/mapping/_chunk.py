@@ -86,7 +86,7 @@ def map_chunk(
     recogniser = cached_recogniser(model, sha256, _worker_threads())
     result = recogniser.predict(flat, energy)
     probability = result["probability"]
-    present = probability > threshold
+    present = recogniser.decide(probability, threshold)
     onset = np.where(present, result["onset_energy"], np.nan)
     intensity = np.full(probability.shape, np.nan, np.float32)
     for element, edge_onset in intensity_onsets.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from eelsbatch.edges import coincident_elements
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._grid import ModelGrid
-from eelsbatch.model._network import EdgeNet
+from eelsbatch.model._network import WINDOW_MARGIN_EV, EdgeNet
 
 FORMAT_VERSION = 2
 WEIGHTS = "weights.safetensors"
@@ -68,6 +70,41 @@ class Recogniser:
         """Move the network to ``device`` (``"cuda"`` on a GPU worker); returns self."""
         self.network.to(device)
         return self
+
+    @functools.cached_property
+    def coincident(self) -> np.ndarray:
+        """(elements, elements) bool: element pairs whose read-out windows share an onset (within ``WINDOW_MARGIN_EV``)."""
+        return coincident_elements(self.elements, WINDOW_MARGIN_EV)
+
+    def decide(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Which elements to report, from calibrated probabilities.
+
+        An element is reported when its probability is above ``threshold``. Two elements with coincident
+        edges (:attr:`coincident`) are two exclusive explanations of one edge, which the network may split
+        between them: where neither is above the threshold but the two together are, the likelier one is
+        reported (only if it is the likeliest of its unreported coincident elements).
+
+        Parameters
+        ----------
+        probability
+            (n, elements) calibrated probabilities from :meth:`predict`.
+        threshold
+            Presence threshold (default: the model's).
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, elements) bool.
+        """
+        threshold = self.threshold if threshold is None else threshold
+        reported = probability > threshold
+        unreported = np.where(reported, 0.0, probability)
+        added = np.zeros_like(reported)
+        for element in np.flatnonzero(self.coincident.any(axis=1)):
+            rival = unreported[:, self.coincident[element]].max(axis=1)
+            mine = unreported[:, element]
+            added[:, element] = ~reported[:, element] & (mine >= rival) & (mine + rival > threshold)
+        return reported | added
 
     def inputs(self, counts: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """Network inputs (n, 2, points) for raw spectra on the acquisition axis ``energy``.
