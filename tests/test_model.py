@@ -226,6 +226,16 @@ def test_false_alarm_threshold_is_the_lowest_that_keeps_edge_free_spectra_quiet(
     assert false_alarm_threshold(probability, truth, rate=0.5) == 0.5  # never below the floor
     assert false_alarm_threshold(probability[100:], truth[100:], rate=0.01) == 0.5  # no edge-free spectra
 
+    # elements 1 and 2 have coincident edges: the decision reports one when the two together pass the threshold
+    coincident = np.zeros((3, 3), bool)
+    coincident[1, 2] = coincident[2, 1] = True
+    split = probability.copy()
+    split[:100, 2] = 0.05
+    plain = false_alarm_threshold(split, truth, rate=0.1)
+    paired = false_alarm_threshold(split, truth, rate=0.1, coincident=coincident)
+    pair_sums = split[:100, 1] + split[:100, 2]
+    assert np.mean(pair_sums > plain) > 0.1 and np.mean(pair_sums > paired) <= 0.1 and paired > plain
+
 
 def test_train_command_writes_the_model(tiny_store: Path, tmp_path: Path) -> None:
     output = tmp_path / "cli-model"

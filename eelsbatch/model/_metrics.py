@@ -78,7 +78,8 @@ def fit_temperature(logits: np.ndarray, truth: np.ndarray, scored: np.ndarray | 
     return float(np.exp(minimize_scalar(nll, bounds=(-2, 2), method="bounded").x))
 
 
-def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: float, floor: float = THRESHOLD_FLOOR) -> float:
+def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: float, floor: float = THRESHOLD_FLOOR,
+                          coincident: np.ndarray | None = None) -> float:
     """Lowest threshold (0.01 steps, at least ``floor``) at which at most ``rate`` of the edge-free spectra report an element.
 
     Parameters
@@ -88,14 +89,22 @@ def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: floa
     truth
         (spectra, elements) true element sets; rows with no element are the edge-free spectra.
     rate
-        Largest tolerated share of edge-free spectra with any element above the threshold.
+        Largest tolerated share of edge-free spectra that report an element.
     floor
         Threshold returned when the edge-free spectra allow a lower one (or there are none).
+    coincident
+        (elements, elements) bool pairs of elements with coincident edges, as the decision uses them
+        (:meth:`~eelsbatch.model.Recogniser.decide`): a spectrum then reports an element when one probability,
+        or the sum of a coincident pair's, is above the threshold.
     """
     edge_free = ~np.asarray(truth, bool).any(axis=1)
     if not edge_free.any():
         return floor
-    highest = probability[edge_free].max(axis=1)
+    quiet = probability[edge_free]
+    highest = quiet.max(axis=1)
+    if coincident is not None and coincident.any():
+        pairs = np.where(coincident, quiet[:, :, None] + quiet[:, None, :], 0.0)
+        highest = np.maximum(highest, pairs.max(axis=(1, 2)))
     for threshold in np.round(np.arange(floor, 1.0, 0.01), 2):
         if np.mean(highest > threshold) <= rate:
             return float(threshold)

@@ -198,7 +198,8 @@ def train(
     logits, targets, present = validation
     recogniser.temperature = fit_temperature(logits, targets, scored=scored_entries(targets, present))
     edge_free = int((~present.any(axis=1)).sum())
-    recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), present, false_alarm_rate)
+    recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), present, false_alarm_rate,
+                                                 coincident=recogniser.coincident)
     recogniser.save(output, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
