@@ -8,6 +8,7 @@ skipped with the reason where none answers.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -255,6 +256,36 @@ def test_the_sbatch_recipe_maps_a_whole_image_in_one_job_and_a_resubmission_resu
     assert not list(tmp_path.glob(".eelsbatch-*")), "the recipe left its scheduler folder behind"
     assert is_complete(output)
     assert_same_store(output, local_maps)
+
+
+def test_the_training_recipe_synthesises_trains_and_a_resubmission_resumes(
+    partition: Partition, tmp_path: Path, no_leftover_jobs: None
+) -> None:
+    recipe = Path(__file__).resolve().parents[1] / "workflows" / "train.sbatch"
+    data, model = tmp_path / "train.zarr", tmp_path / "model"
+    env = {**os.environ, "EELSBATCH_PYTHON": sys.executable, "EELSBATCH_SYNTH": "--n 96 --seed 11 --chunk-size 32"}
+
+    def submit(epochs: int) -> tuple[str, str]:
+        done = subprocess.run(["sbatch", "--parsable", "-p", partition.name, "-c", "1", "--mem", "2G", "--chdir", str(tmp_path),
+                               str(recipe), str(data), str(model), "--epochs", str(epochs), "--batch-size", "32",
+                               "--val-fraction", "0.34"], capture_output=True, text=True, env=env, timeout=30, check=True)
+        job = done.stdout.strip().split(";")[0]
+        deadline = time.monotonic() + 180
+        while job in squeue_ids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        state = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        return state, (tmp_path / f"eelsbatch-train-{job}.out").read_text()
+
+    state, log = submit(epochs=1)
+    assert "JobState=COMPLETED" in state and "ExitCode=0:0" in state, log
+    assert f"wrote {data}" in log and "training on the CPU" in log and is_complete(data)
+    first = json.loads((model / "config.json").read_text())["training"]["history"]
+
+    state, log = submit(epochs=2)  # the same store, one more epoch: resumed from the checkpoint
+    assert "JobState=COMPLETED" in state and "ExitCode=0:0" in state, log
+    assert f"wrote {data}" not in log and "epoch 2: validation" in log and "epoch 1: validation" not in log, log
+    history = json.loads((model / "config.json").read_text())["training"]["history"]
+    assert [row["epoch"] for row in history] == [1, 2] and history[0] == first[0]
 
 
 @pytest.fixture()

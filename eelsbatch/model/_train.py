@@ -29,8 +29,10 @@ def _device() -> torch.device:
 
 
 def default_loader_workers(device: torch.device) -> int:
-    """Loader processes: none on the CPU (they would take the training's cores), up to 8 to feed a GPU."""
-    return 0 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 2))
+    """Loader processes: none on the CPU (they would take the training's cores), up to 8 to feed a GPU
+    (two cores fewer than this process may run on, e.g. in a SLURM allocation)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return 0 if device.type == "cpu" else max(1, min(8, cores - 2))
 
 
 def _losses(network: EdgeNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
