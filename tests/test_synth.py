@@ -58,7 +58,7 @@ def test_labels_cover_no_edge_spectra_and_the_detection_limit() -> None:
 
 
 def test_blank_readouts_carry_no_element_and_leave_the_other_draws_alone() -> None:
-    always, never = Quality(blank_probability=1.0), Quality(blank_probability=0.0)
+    always, never = Quality(blank_probability=1.0, sector_probability=0.0), Quality(blank_probability=0.0, sector_probability=0.0)
     for i in range(20):
         blank = simulate(np.random.default_rng([7, i]), 1024, ["Fe", "O"], (450.0, 0.5), always)
         specimen = simulate(np.random.default_rng([7, i]), 1024, ["Fe", "O"], (450.0, 0.5), never)
@@ -67,6 +67,23 @@ def test_blank_readouts_carry_no_element_and_leave_the_other_draws_alone() -> No
         assert specimen["present"].any() and specimen["dose"] == blank["dose"]  # same draws up to the blank one
     share = np.mean([simulate(np.random.default_rng([8, i]), 256)["present"].any() for i in range(300)])
     assert 0.75 < share < 0.95  # 10 % drawn with no element, 3 % blank, a few with no edge in the window
+
+
+def test_readout_sectors_are_gain_steps_at_the_sector_boundaries_and_leave_the_other_draws_alone() -> None:
+    sectored, plain = Quality(sector_probability=1.0), Quality(sector_probability=0.0)
+    seen = set()
+    for i in range(12):
+        a = simulate(np.random.default_rng([9, i]), 1024, ["Fe", "O"], (450.0, 0.5), sectored)
+        b = simulate(np.random.default_rng([9, i]), 1024, ["Fe", "O"], (450.0, 0.5), plain)
+        sectors = a["readout_sectors"]
+        assert b["readout_sectors"] == 1 and sectors in (2, 4)
+        seen.add(sectors)
+        gain = (a["expected"] / b["expected"]).reshape(sectors, -1)  # one gain per sector, the first 1
+        np.testing.assert_allclose(gain, gain[:, :1] * np.ones_like(gain), rtol=1e-5)
+        assert gain[0, 0] == pytest.approx(1.0) and (np.abs(gain[:, 0] - 1) <= 0.04 + 1e-6).all() and np.ptp(gain[:, 0]) > 0
+        for key in ("present", "detectable", "snr", "onset_label"):  # a detector artefact, not an edge: the labels stay
+            np.testing.assert_array_equal(a[key], b[key])
+    assert seen == {2, 4}
 
 
 def test_same_seed_gives_same_data_on_any_workers_and_chunking(dask_client: Client, tmp_path: Path) -> None:

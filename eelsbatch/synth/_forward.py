@@ -27,6 +27,9 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
 6. Blank readouts (3 % of spectra): vacuum or beam-blanked pixels of a spectrum image, no specimen in
    the beam: a flat stray signal of 0.1 to 20 counts per channel, Gaussian read noise of 1 to 30
    counts rms and a dark offset or its subtraction residual; no element is present.
+7. Readout sectors (10 % of spectra, blank readouts too): the detector is read out through 2 or 4
+   ports whose gains differ by up to 4 %, a step in the counts at the sector boundaries (the middle
+   channel, or the quarters) that is not an edge.
 
 Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
 ``detectable`` (present and edge SNR >= 5, the Rose criterion, with the SNR of the edge over the
@@ -64,10 +67,14 @@ class Quality:
     log_dose: tuple[float, float] = (2.5, 5.5)
     spike_probability: float = 0.03
     blank_probability: float = 0.03
+    sector_probability: float = 0.1
 
 
 DEFAULT_QUALITY = Quality()
-STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0)
+STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
+                 sector_probability=0.0)
+READOUT_SECTORS = (2, 4)  # detectors read out through 2 or 4 ports, each with its own gain
+SECTOR_GAIN = 0.04  # largest gain difference of a sector from the first, relative
 
 
 @functools.cache
@@ -291,10 +298,16 @@ def simulate(
     if rng.random() < quality.spike_probability:
         spikes = int(rng.integers(1, 4))
         counts[rng.integers(0, channels, spikes)] += rng.uniform(5.0, 50.0) * expected.max()
-    blank = rng.random() < quality.blank_probability  # drawn last: the other draws do not depend on it
+    blank = rng.random() < quality.blank_probability  # drawn after the specimen: the other draws do not depend on it
     if blank:
         expected, counts = _blank_readout(rng, channels)
         present[:], snr[:], jump[:], onset_label[:] = False, 0.0, 0.0, -1
+    sectors = 1
+    if rng.random() < quality.sector_probability:  # drawn last, likewise
+        sectors = int(READOUT_SECTORS[rng.integers(len(READOUT_SECTORS))])
+        gains = np.concatenate([[1.0], 1.0 + rng.uniform(-SECTOR_GAIN, SECTOR_GAIN, sectors - 1)])
+        sector_gain = np.repeat(gains, -(-channels // sectors))[:channels]
+        expected, counts = expected * sector_gain, counts * sector_gain
     return {
         "spectrum": counts.astype(np.float32),
         "expected": expected.astype(np.float32),
@@ -313,5 +326,6 @@ def simulate(
         "read_noise": float(read_noise),
         "dark_offset": float(dark),
         "spikes": spikes,
+        "readout_sectors": sectors,
         **low_loss,
     }

@@ -13,7 +13,8 @@ from eelsbatch.synth._forward import DEFAULT_QUALITY, Quality, simulate
 
 PER_SAMPLE = (
     "energy_offset", "dispersion", "energy_shift", "dispersion_error", "background_exponent", "dose",
-    "gain_nonuniformity", "read_noise", "dark_offset", "spikes", "thickness", "plasmon_energy", "resolution",
+    "gain_nonuniformity", "read_noise", "dark_offset", "spikes", "readout_sectors", "thickness", "plasmon_energy",
+    "resolution",
 )
 PER_ELEMENT = ("present", "detectable", "snr", "jump_ratio")
 PER_CHANNEL = ("spectrum", "onset_label")
