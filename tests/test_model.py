@@ -325,8 +325,23 @@ def test_shipped_model_finds_nothing_in_noise_only_instrument_files(shipped: Rec
     counts = open_spectrum_image(instrument_dir / name)
     spectra = counts.values.reshape(-1, counts.sizes["energy"])
     probability = shipped.predict(spectra, counts["energy"].values)["probability"]
-    found = {shipped.elements[i] for i in np.flatnonzero((probability > shipped.threshold).any(axis=0))}
+    found = {shipped.elements[i] for i in np.flatnonzero(shipped.decide(probability).any(axis=0))}
     assert not found, f"{name}: {found}"
+
+
+_SECTOR_STEP = pytest.mark.xfail(strict=True, reason="known limit (issue 4): 10 of 320 pixels carry a gain step of 1.6-3 % at "
+                                 "the detector's middle channel, which the shipped model, trained before synth drew "
+                                 "readout sectors, reads as an edge (Nd M4,5, 973 eV)")
+_FLAT_NOISE = pytest.mark.xfail(strict=True, reason="known limit (issue 4): 2 of 320 flat-noise pixels report Mn or O "
+                                "(probability up to 0.64) with no clear step")
+
+
+@pytest.mark.parametrize("signal", [pytest.param(14, marks=_SECTOR_STEP), pytest.param(15, marks=_FLAT_NOISE), 16])
+def test_shipped_model_finds_nothing_in_the_velox_noise_only_eels(shipped: Recogniser, velox_emd: Path, signal: int) -> None:
+    counts = open_spectrum_image(velox_emd, signal=signal)  # flat counts about 100 per channel: no specimen signal
+    spectra = counts.values.reshape(-1, counts.sizes["energy"]).astype(np.float32)
+    reported = shipped.decide(shipped.predict(spectra, counts["energy"].values)["probability"])
+    assert not reported.any(), f"signal {signal}: {int(reported.any(axis=1).sum())} of {len(spectra)} pixels report an element"
 
 
 def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:
