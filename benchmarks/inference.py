@@ -89,7 +89,7 @@ def _print_table(title: str, rows: list[dict]) -> None:
 
 
 def _cpu_sections(recogniser, counts: np.ndarray, energy: np.ndarray, arguments: argparse.Namespace, results: dict) -> None:
-    """CPU float32 and dynamic int8 rows, and how far int8 moves the decisions, into ``results``."""
+    """CPU float32 and dynamic int8 rows, how far int8 moves the decisions, and the best float32 rate, into ``results``."""
     results["cpu_float32"] = _measure(recogniser, counts, energy, arguments.repeats)
     _print_table(f"CPU float32, {arguments.threads} threads, {arguments.spectra} spectra x {CHANNELS} channels", results["cpu_float32"])
 
@@ -102,6 +102,10 @@ def _cpu_sections(recogniser, counts: np.ndarray, energy: np.ndarray, arguments:
     _print_table("CPU dynamic int8 (LSTM + Linear)", results["cpu_dynamic_int8"])
     print(f"int8 vs float32: max probability difference {results['int8_max_probability_difference']:.4f}, "
           f"{results['int8_changed_decisions']} of {reference.size} decisions changed")
+
+    best = max(row["predict_spectra_per_s"] for row in results["cpu_float32"])
+    results["best_cpu_predict_spectra_per_s"] = best
+    results["meets_goal"] = best >= GOAL_SPECTRA_PER_S
 
 
 def main() -> None:
@@ -136,9 +140,7 @@ def main() -> None:
         print("\nno CUDA device: GPU section skipped")
 
     if not arguments.gpu_only:
-        best = max(row["predict_spectra_per_s"] for row in results["cpu_float32"])
-        results["best_cpu_predict_spectra_per_s"] = best
-        results["meets_goal"] = best >= GOAL_SPECTRA_PER_S
+        best = results["best_cpu_predict_spectra_per_s"]
         print(f"\nbest CPU predict: {best:.0f} spectra/s (goal {GOAL_SPECTRA_PER_S:.0f}): {'met' if results['meets_goal'] else 'NOT met'}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))

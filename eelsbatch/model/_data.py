@@ -28,6 +28,10 @@ class Batch:
     snr: np.ndarray
     dose: np.ndarray
 
+    def take(self, index: np.ndarray | slice) -> Batch:
+        """The samples ``index`` selects (a mask, an order or a slice), every field alike."""
+        return Batch(*(getattr(self, name)[index] for name in Batch.__dataclass_fields__))
+
     def scored(self) -> np.ndarray:
         """(n, elements) bool: targets that count (:func:`~eelsbatch.model._metrics.scored_entries`)."""
         return scored_entries(self.detectable > 0.5, self.present)
@@ -108,15 +112,14 @@ class TrainingStore:
             present=group["elements"][start:stop][:, self.columns], tags=tags, onset_energy=onset,
             snr=group["snr"][start:stop][:, self.columns], dose=group["dose"][start:stop],
         )
-        return Batch(*(getattr(batch, name)[covered] for name in Batch.__dataclass_fields__))
+        return batch.take(covered)
 
     def read_chunk(self, start: int, shuffle_seed: Sequence[int] | None = None) -> Batch:
         """The chunk that begins at sample ``start``, its samples shuffled by ``shuffle_seed`` where given."""
         batch = self.read(start, min(start + self.chunk, self.size))
         if shuffle_seed is None:
             return batch
-        shuffle = np.random.default_rng(list(shuffle_seed)).permutation(len(batch.inputs))
-        return Batch(*(getattr(batch, name)[shuffle] for name in Batch.__dataclass_fields__))
+        return batch.take(np.random.default_rng(list(shuffle_seed)).permutation(len(batch.inputs)))
 
     def batches(self, starts: list[int]) -> Iterator[Batch]:
         """Chunks in the given order, unshuffled."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from eelsbatch.model._decision import report
+
 THRESHOLD_FLOOR = 0.5  # a detection threshold is never below even odds
 
 
@@ -93,19 +95,16 @@ def false_alarm_threshold(probability: np.ndarray, truth: np.ndarray, rate: floa
     floor
         Threshold returned when the edge-free spectra allow a lower one (or there are none).
     coincident
-        (elements, elements) bool pairs of elements with coincident edges, as the decision uses them
-        (:meth:`~eelsbatch.model.Recogniser.decide`): a spectrum then reports an element when one probability,
-        or the sum of a coincident pair's, is above the threshold.
+        (elements, elements) bool pairs of elements with coincident edges: what is reported is then decided as
+        :meth:`~eelsbatch.model.Recogniser.decide` does (:func:`~eelsbatch.model._decision.report`), not by
+        the threshold alone.
     """
     edge_free = ~np.asarray(truth, bool).any(axis=1)
     if not edge_free.any():
         return floor
     quiet = probability[edge_free]
-    highest = quiet.max(axis=1)
-    if coincident is not None and coincident.any():
-        pairs = np.where(coincident, quiet[:, :, None] + quiet[:, None, :], 0.0)
-        highest = np.maximum(highest, pairs.max(axis=(1, 2)))
+    pairs = np.zeros((quiet.shape[1],) * 2, bool) if coincident is None else coincident
     for threshold in np.round(np.arange(floor, 1.0, 0.01), 2):
-        if np.mean(highest > threshold) <= rate:
+        if np.mean(report(quiet, float(threshold), pairs).any(axis=1)) <= rate:
             return float(threshold)
     return 0.99

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from eelsbatch.edges import coincident_elements
 from eelsbatch.errors import EelsbatchError
+from eelsbatch.model._decision import report
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import WINDOW_MARGIN_EV, EdgeNet
 
@@ -77,7 +78,7 @@ class Recogniser:
         return coincident_elements(self.elements, WINDOW_MARGIN_EV)
 
     def decide(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """Which elements to report, from calibrated probabilities.
+        """Which elements to report, from calibrated probabilities (:func:`~eelsbatch.model._decision.report`).
 
         An element is reported when its probability is above ``threshold``. Two elements with coincident
         edges (:attr:`coincident`) are two exclusive explanations of one edge, which the network may split
@@ -96,15 +97,7 @@ class Recogniser:
         numpy.ndarray
             (n, elements) bool.
         """
-        threshold = self.threshold if threshold is None else threshold
-        reported = probability > threshold
-        unreported = np.where(reported, 0.0, probability)
-        added = np.zeros_like(reported)
-        for element in np.flatnonzero(self.coincident.any(axis=1)):
-            rival = unreported[:, self.coincident[element]].max(axis=1)
-            mine = unreported[:, element]
-            added[:, element] = ~reported[:, element] & (mine >= rival) & (mine + rival > threshold)
-        return reported | added
+        return report(probability, self.threshold if threshold is None else threshold, self.coincident)
 
     def inputs(self, counts: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """Network inputs (n, 2, points) for raw spectra on the acquisition axis ``energy``.

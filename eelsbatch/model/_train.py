@@ -177,7 +177,7 @@ def train(
         progress = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", unit="batch")
         for batch in chunks.epoch(epoch):  # per-epoch order: a resumed run sees the same
             for i in range(0, len(batch.inputs), batch_size):
-                part = Batch(*(getattr(batch, f)[i : i + batch_size] for f in Batch.__dataclass_fields__))
+                part = batch.take(slice(i, i + batch_size))
                 presence_loss, onset_loss = _losses(network, part, device)
                 loss = presence_loss + ONSET_LOSS_WEIGHT * onset_loss
                 optimiser.zero_grad()
