@@ -6,6 +6,7 @@ Each command parses its options and calls one function of the package. Any
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -123,6 +124,8 @@ def synth(
     structure: Annotated[str, typer.Option(help="core-shell, multilayer or grains.")] = "core-shell",
     energy_offset: Annotated[Optional[float], typer.Option(help="Fixed energy offset in eV (default: drawn per spectrum; 250 for images).")] = None,
     dispersion: Annotated[Optional[float], typer.Option(help="Fixed dispersion in eV/channel (default: drawn; 0.5 for images).")] = None,
+    blank_probability: Annotated[Optional[float], typer.Option(help="Share of blank readouts, pixels with no specimen (default: the forward model's, 0.03; a training-set knob).")] = None,
+    sector_probability: Annotated[Optional[float], typer.Option(help="Share of spectra read out through 2 or 4 detector ports with their own gains (default: the forward model's, 0.1; a training-set knob).")] = None,
     preview: Annotated[Optional[Path], typer.Option(help="Also write a PNG of a few spectra with their edges marked.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
     scheduler: SchedulerOption = None,
@@ -142,11 +145,18 @@ def synth(
     from eelsbatch.cluster import open_client
     from eelsbatch.io import prepare_output
     from eelsbatch.synth import generate, write_spectrum_image, write_training_set
+    from eelsbatch.synth._forward import DEFAULT_QUALITY
     from eelsbatch.synth._generate import check_elements
     from eelsbatch.synth._image import DEFAULT_WINDOW, check_window
 
     if n < 1:
         raise EelsbatchError(None, f"--n must be a positive number of spectra, not {n}")
+    shares = {name: value for name, value in {"blank_probability": blank_probability, "sector_probability": sector_probability}.items()
+              if value is not None}
+    for name, value in shares.items():
+        if not 0.0 <= value <= 1.0:
+            raise EelsbatchError(None, f"--{name.replace('_', '-')} must lie between 0 and 1, not {value}")
+    quality = dataclasses.replace(DEFAULT_QUALITY, **shares)
     composition = check_elements([e.strip() for e in elements.split(",") if e.strip()]) if elements else None
     window = None
     if energy_offset is not None or dispersion is not None or spectrum_image:
@@ -160,12 +170,12 @@ def synth(
             size = _parse_sizes(shape, "--shape")
             write_spectrum_image(output, structure, (size[0], size[-1]), seed, client, channels, window, overwrite)
         else:
-            write_training_set(output, n, seed, client, channels, chunk_size, composition, window, overwrite)
+            write_training_set(output, n, seed, client, channels, chunk_size, composition, window, overwrite, quality)
     typer.echo(f"wrote {output}")
     if preview is not None:
         from eelsbatch.plot import plot_synthetic_preview
 
-        plot_synthetic_preview(generate(4, seed, 0, channels, composition, window), preview)
+        plot_synthetic_preview(generate(4, seed, 0, channels, composition, window, quality), preview)
         typer.echo(f"wrote {preview}")
 
 
@@ -186,6 +196,7 @@ def train(
     width: Annotated[Optional[int], typer.Option(help="Convolution channels (default: 48, or INIT_FROM's).")] = None,
     hidden: Annotated[Optional[int], typer.Option(help="LSTM hidden size per direction (default: 48, or INIT_FROM's).")] = None,
     evidence: Annotated[Optional[int], typer.Option(help="Evidence channels per step (default: 16, or INIT_FROM's).")] = None,
+    inputs: Annotated[Optional[int], typer.Option(help="Input channels: 3 (intensity, mask, readout-sector boundaries; the default) or 2; INIT_FROM's by default.")] = None,
     loader_workers: Annotated[Optional[int], typer.Option(help="Processes preparing chunks ahead of the training step (default: 0 on the CPU, up to 8 with a GPU).")] = None,
 ) -> None:
     """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one).
@@ -197,7 +208,7 @@ def train(
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
                 init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate,
-                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence}.items() if size},
+                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs}.items() if size},
                 loader_workers=loader_workers)
     typer.echo(f"wrote {out}")
 

@@ -93,6 +93,23 @@ def test_normalised_input_does_not_depend_on_dispersion_or_intensity() -> None:
     np.testing.assert_allclose(fine[0, 0, both], coarse[0, 0, both], atol=0.05)
 
 
+def test_readout_boundaries_mark_the_grid_cells_where_a_sector_starts() -> None:
+    """The third input channel: 1 in the cells holding the first channel of a 2- or 4-port sector, in the window only."""
+    grid = ModelGrid()
+    energy = 600.0 + 0.25 * np.arange(2048)  # sectors start at channels 512, 1024, 1536: 727.9, 855.9, 983.9 eV
+    counts = np.full((3, 2048), 100.0, np.float32)
+    inputs, mask = grid.inputs(counts, energy, readout_boundaries=True)
+    assert inputs.shape == (3, 3, grid.points)
+    marked = grid.energy[np.nonzero(inputs[0, 2])[0]]
+    np.testing.assert_allclose(marked, [727.875, 855.875, 983.875], rtol=grid.edges[1] / grid.edges[0] - 1)
+    assert (inputs[:, 2] <= mask).all() and (inputs[1:, 2] == inputs[0, 2]).all()
+    assert grid.inputs(counts, energy)[0].shape == (3, 2, grid.points)
+    shifted = np.stack([energy, energy + 300.0, energy - 560.0])  # per-spectrum axes; the last starts off the grid
+    rows, _ = grid.inputs(counts, shifted, readout_boundaries=True)
+    np.testing.assert_allclose(grid.energy[np.nonzero(rows[1, 2])[0]], [1027.875, 1155.875, 1283.875], rtol=0.005)
+    assert rows[2, 2].sum() == 3 and (rows[2, 2] <= rows[2, 1]).all()
+
+
 def test_window_missing_the_grid_is_an_error() -> None:
     recogniser = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS))
     counts = np.ones((2, 1024), np.float32)
@@ -109,7 +126,7 @@ def test_training_steps_reduce_the_loss(tiny_store: Path) -> None:
     network = EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8)
     store = TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), network.downsampling)
     batch = store.read(0, 32)
-    assert batch.inputs.shape == (32, 2, 1024) and batch.detectable.shape == (32, len(ELEMENTS))
+    assert batch.inputs.shape == (32, 3, 1024) and batch.detectable.shape == (32, len(ELEMENTS))
     assert (batch.tags > 0).any(), "some spectra carry a detectable edge onset tag"
     optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
     losses = []
@@ -403,10 +420,15 @@ def test_widening_keeps_every_output(shipped: Recogniser) -> None:
     inputs = torch.from_numpy(rng.normal(size=(6, 2, shipped.grid.points)).astype(np.float32))
     inputs[:, 1] = torch.from_numpy(rng.random((6, shipped.grid.points)) > 0.3)
     sizes = shipped.network.sizes
-    wide = widen(shipped.network, width=sizes["width"] + 16, hidden=sizes["hidden"] + 8, evidence=sizes["evidence"] + 8).eval()
+    wide = widen(shipped.network, width=sizes["width"] + 16, hidden=sizes["hidden"] + 8, evidence=sizes["evidence"] + 8,
+                 inputs=sizes["inputs"]).eval()
+    with_boundaries = widen(shipped.network, **{**sizes, "inputs": 3}).eval()
+    boundaries = torch.from_numpy(rng.random((6, 1, shipped.grid.points)) > 0.99).float()  # any marks: zero weights on them
     with torch.inference_mode():
-        for narrow_output, wide_output in zip(shipped.network(inputs), wide(inputs)):
+        for narrow_output, wide_output, three_output in zip(shipped.network(inputs), wide(inputs),
+                                                            with_boundaries(torch.cat([inputs, boundaries], dim=1))):
             assert torch.allclose(narrow_output, wide_output, atol=1e-4)
+            assert torch.allclose(narrow_output, three_output, atol=1e-5)
     assert sum(p.numel() for p in wide.parameters()) > 1.3 * sum(p.numel() for p in shipped.network.parameters())
     with pytest.raises(ValueError, match="narrow"):
         widen(shipped.network, **{**sizes, "width": sizes["width"] - 16})
@@ -417,7 +439,7 @@ def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Pa
     tuned = train(tiny_store, tmp_path / "wide", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
                   threads=1, init_from=start, learning_rate=1e-9, chunks_per_epoch=1, sizes={"hidden": 56})
     reloaded = load_recogniser(tmp_path / "wide")
-    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16}
+    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16, "inputs": 3}
     inputs = torch.from_numpy(TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), EdgeNet.downsampling).read(0, 8).inputs)
     with torch.inference_mode():  # a negligible learning rate: the widened model still answers as the starting one
         assert torch.allclose(reloaded.network(inputs)[0], load_recogniser(start).network.eval()(inputs)[0], atol=1e-4)

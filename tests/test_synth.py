@@ -120,6 +120,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["--n", "-5"], "--n must be a positive number of spectra, not -5"),
         (["--elements", "Fe,Xx"], "unknown element 'Xx'"),
         (["--energy-offset", "5000", "--dispersion", "0.5"], "lies outside the edge table's 50-3000 eV"),
+        (["--sector-probability", "1.5"], "--sector-probability must lie between 0 and 1, not 1.5"),
+        (["--blank-probability", "-0.1"], "--blank-probability must lie between 0 and 1, not -0.1"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_store(
@@ -143,12 +145,15 @@ def test_bad_input_through_the_interpreter_is_one_line(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_preview_png_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
-    arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10",
+def test_preview_png_is_written_and_the_blank_and_sector_shares_are_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
+    arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10", "--sector-probability", "1", "--blank-probability", "1",
                  "--scheduler", dask_client.scheduler.address, "--preview", str(tmp_path / "p.png")]
     monkeypatch.setattr(sys, "argv", ["eelsbatch", *arguments])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code in (0, None)
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert xr.open_zarr(tmp_path / "s.zarr", consolidated=False).sizes["sample"] == 20
+    store = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
+    assert store.sizes["sample"] == 20 and "blank_probability=1.0, sector_probability=1.0" in store.attrs["quality"]
+    assert set(store["readout_sectors"].values) <= {2, 4}  # every spectrum read out through several ports
+    assert not store["elements"].values.any()  # and every one a blank readout

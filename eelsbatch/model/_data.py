@@ -20,7 +20,7 @@ from eelsbatch.model._metrics import scored_entries
 class Batch:
     """Network inputs and targets for a block of spectra."""
 
-    inputs: np.ndarray  # (n, 2, points) float32
+    inputs: np.ndarray  # (n, 2 or 3, points) float32
     detectable: np.ndarray  # (n, elements) float32 targets
     present: np.ndarray  # (n, elements) bool, every element with an edge in the window
     tags: np.ndarray  # (n, steps) int64: 0 none, 1 + element index where a detectable element's edge starts
@@ -50,15 +50,19 @@ class TrainingStore:
         The model grid.
     downsampling
         Grid points per network step (for the onset tags).
+    readout_boundaries
+        Give the inputs the readout-sector boundaries channel (networks with 3 inputs).
     """
 
-    def __init__(self, path: str | Path, elements: list[str], grid: ModelGrid, downsampling: int) -> None:
+    def __init__(self, path: str | Path, elements: list[str], grid: ModelGrid, downsampling: int,
+                 readout_boundaries: bool = True) -> None:
         open_store(path, kind="training_set")  # one-line errors for a missing, incomplete or wrong store
         self.path = Path(path)
         self.group = zarr.open_group(str(path), mode="r")
         stored = [str(e) for e in self.group["element"][:]]
         self.columns = np.array([stored.index(e) for e in elements])
         self.elements, self.grid, self.downsampling = elements, grid, downsampling
+        self.readout_boundaries = readout_boundaries
         self.size = self.group["spectrum"].shape[0]
         self.chunk = self.group["spectrum"].chunks[0]
         table = load_edge_table()
@@ -88,8 +92,7 @@ class TrainingStore:
         channels = counts.shape[1]
         offset, dispersion = group["energy_offset"][start:stop], group["dispersion"][start:stop]
         energy = offset[:, None] + dispersion[:, None] * np.arange(channels)
-        density, mask = self.grid.resample(counts, energy)
-        inputs = self.grid.normalise(density, mask)
+        inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries)
         covered = mask.sum(axis=1) >= MIN_VALID_CELLS  # windows almost wholly off the grid teach nothing
         detectable = group["detectable"][start:stop][:, self.columns]
         labels = group["onset_label"][start:stop].astype(np.int64)

@@ -36,7 +36,8 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         the most confused element pairs, and the expected calibration error.
     """
     threshold = recogniser.threshold if threshold is None else threshold
-    store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling)
+    store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling,
+                          recogniser.readout_boundaries)
     probability, onset, detectable, present, onset_truth, snr, dose = [], [], [], [], [], [], []
     for batch in store.batches(store.chunk_starts()):
         result = recogniser.predict_inputs(batch.inputs)

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse
 
 from eelsbatch.errors import EelsbatchError
+from eelsbatch.readout import boundary_channels
 
 
 MIN_VALID_CELLS = 8
@@ -89,22 +90,70 @@ class ModelGrid:
                 f"({self.start_eV:g}-{self.stop_eV:g} eV)"
             )
 
-    def normalise(self, density: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Network input (n, 2, points): standardised log intensity over the valid cells, and the mask.
+    def inputs(self, counts: np.ndarray, energy: np.ndarray, readout_boundaries: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Network inputs for raw spectra: :meth:`resample`, then :meth:`normalise`.
+
+        Parameters
+        ----------
+        counts, energy
+            As for :meth:`resample`.
+        readout_boundaries
+            Add the third input channel, :meth:`readout_boundaries`.
+
+        Returns
+        -------
+        inputs : (n, 2 or 3, points) float32
+        mask : (n, points) bool
+        """
+        density, mask = self.resample(counts, energy)
+        boundaries = self.readout_boundaries(np.asarray(counts).shape[-1], energy) if readout_boundaries else None
+        return self.normalise(density, mask, boundaries), mask
+
+    def readout_boundaries(self, channels: int, energy: np.ndarray) -> np.ndarray:
+        """(1 or n, points) float32: 1 in the grid cells holding a boundary between detector readout sectors.
+
+        A detector read out through several ports steps where one sector ends and the next begins
+        (:func:`eelsbatch.readout.boundary_channels`); marking those cells lets the network tell such a
+        step from an edge.
+
+        Parameters
+        ----------
+        channels
+            Channels of the acquisition axis.
+        energy
+            (channels,) or (n, channels) channel energies in eV.
+        """
+        energy = np.atleast_2d(np.asarray(energy, dtype=np.float64))
+        first = boundary_channels(channels)
+        between = (energy[:, first - 1] + energy[:, first]) / 2  # (rows, boundaries)
+        cell = np.searchsorted(self.edges, between, side="right") - 1
+        on_grid = (cell >= 0) & (cell < self.points)
+        marks = np.zeros((len(energy), self.points), np.float32)
+        marks[np.nonzero(on_grid)[0], cell[on_grid]] = 1.0
+        return marks
+
+    def normalise(self, density: np.ndarray, mask: np.ndarray, boundaries: np.ndarray | None = None) -> np.ndarray:
+        """Network input (n, 2 or 3, points): standardised log intensity over the valid cells, the mask, and the
+        readout-sector boundaries where given (masked like the intensity).
 
         Absolute intensity drops out: each spectrum is divided by its median over valid cells, logged
         (clipped at ``floor``), and standardised to zero mean and unit variance over valid cells.
         """
+        channels = 2 if boundaries is None else 3
         if len(mask) and (mask == mask[:1]).all():  # one window for all spectra: work on its cells only
             cells = mask[0]
             values = np.asarray(density[:, cells], dtype=np.float64)
-            inputs = np.zeros((len(density), 2, self.points), np.float32)
+            inputs = np.zeros((len(density), channels, self.points), np.float32)
             inputs[:, 0, cells] = self._standardised(values, values > 0)
             inputs[:, 1, cells] = 1.0
-            return inputs
-        masked = np.where(mask, density, np.nan)
-        features = np.where(mask, self._standardised(masked, mask & (masked > 0)), 0.0)
-        return np.stack([features, mask.astype(np.float64)], axis=1).astype(np.float32)
+        else:
+            masked = np.where(mask, density, np.nan)
+            features = np.where(mask, self._standardised(masked, mask & (masked > 0)), 0.0)
+            inputs = np.zeros((len(density), channels, self.points), np.float32)
+            inputs[:, 0], inputs[:, 1] = features, mask
+        if boundaries is not None:
+            inputs[:, 2] = boundaries * mask
+        return inputs
 
     def _standardised(self, values: np.ndarray, positive: np.ndarray) -> np.ndarray:
         """Log of ``values`` over their median positive value, standardised per row (NaN values ignored)."""

@@ -75,8 +75,9 @@ def _window_maxima(x: torch.Tensor) -> torch.Tensor:
 class EdgeNet(nn.Module):
     """Convolutional front end, bidirectional LSTM, per-step edge evidence read out at the edge table.
 
-    Input (batch, 2, points): normalised log intensity and the acquisition mask on the model grid; the
-    network adds a third, fixed channel, the position on the grid (-1 to 1).
+    Input (batch, inputs, points): normalised log intensity, the acquisition mask and (``inputs`` 3) the
+    readout-sector boundaries on the model grid (:meth:`ModelGrid.inputs`); the network adds a fixed
+    channel, the position on the grid (-1 to 1).
     Two strided convolutions give per-step features at a quarter of the grid's resolution; a third
     halves it again for a bidirectional LSTM that reads the whole window both ways; its output, brought
     back to the quarter-resolution steps, joins the convolutional features to give ``evidence``
@@ -96,21 +97,26 @@ class EdgeNet(nn.Module):
         Read-out positions from :func:`edge_slots` (saved with the weights).
     width, hidden, evidence
         Convolution channels, LSTM hidden size per direction, evidence channels per step.
+    inputs
+        Input channels: 2 (intensity, mask) or 3 (and the readout-sector boundaries).
     points
         Length of the input (the model grid).
     """
 
     downsampling = 4
 
-    def __init__(self, slots: dict[str, torch.Tensor], width: int = 48, hidden: int = 48, evidence: int = 16, points: int = 1024) -> None:
+    def __init__(self, slots: dict[str, torch.Tensor], width: int = 48, hidden: int = 48, evidence: int = 16, points: int = 1024,
+                 inputs: int = 3) -> None:
         super().__init__()
-        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence}
+        if inputs not in (2, 3):
+            raise ValueError(f"inputs must be 2 or 3, not {inputs}")
+        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs}
         for name, value in slots.items():
             self.register_buffer(name, value.clone())
         elements, families = self.slot_step.shape
         self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
         self.front = nn.Sequential(
-            nn.Conv1d(3, width // 2, 7, stride=2, padding=3), nn.GELU(),
+            nn.Conv1d(inputs + 1, width // 2, 7, stride=2, padding=3), nn.GELU(),
             nn.Conv1d(width // 2, width, 5, stride=2, padding=2), nn.GELU(),
         )
         self.down = nn.Sequential(nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU())

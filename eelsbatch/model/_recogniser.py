@@ -19,7 +19,8 @@ from eelsbatch.model._decision import report
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import WINDOW_MARGIN_EV, EdgeNet
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the architecture names its input channels (2 or 3)
+READABLE_VERSIONS = (2, 3)  # version 2: two input channels
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
@@ -99,8 +100,13 @@ class Recogniser:
         """
         return report(probability, self.threshold if threshold is None else threshold, self.coincident)
 
+    @property
+    def readout_boundaries(self) -> bool:
+        """Whether the network reads the readout-sector boundaries (a third input channel)."""
+        return self.network.sizes["inputs"] == 3
+
     def inputs(self, counts: np.ndarray, energy: np.ndarray) -> np.ndarray:
-        """Network inputs (n, 2, points) for raw spectra on the acquisition axis ``energy``.
+        """Network inputs (n, 2 or 3, points) for raw spectra on the acquisition axis ``energy``.
 
         Raises
         ------
@@ -113,9 +119,9 @@ class Recogniser:
                 None, f"energy window {energy.min():.0f}-{energy.max():.0f} eV misses the model grid "
                 f"({self.grid.start_eV:g}-{self.grid.stop_eV:g} eV)"
             )
-        density, mask = self.grid.resample(counts, energy)
+        inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries)
         self.grid.check_coverage(mask)
-        return self.grid.normalise(density, mask)
+        return inputs
 
     def step_energies(self) -> np.ndarray:
         """Energy (eV) at the centre of each network step."""
@@ -146,7 +152,7 @@ class Recogniser:
         return self.predict_inputs(inputs, batch_size)
 
     def predict_inputs(self, inputs: np.ndarray, batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """As :meth:`predict`, from prepared network inputs (n, 2, points)."""
+        """As :meth:`predict`, from prepared network inputs (n, 2 or 3, points)."""
         batch_size = batch_size or (GPU_BATCH if self.device.type == "cuda" else CPU_BATCH)
         self.network.eval()
         step_energy = torch.from_numpy(self.step_energies().astype(np.float32))
@@ -179,7 +185,7 @@ class Recogniser:
             "name": self.name,
             "elements": self.elements,
             "grid": self.grid.to_dict(),
-            "normalisation": "rebin to grid (counts per eV), divide by median over valid cells, log clipped at grid.floor, standardise over valid cells; second input channel is the mask",
+            "normalisation": "rebin to grid (counts per eV), divide by median over valid cells, log clipped at grid.floor, standardise over valid cells; second input channel is the mask; third (architecture.inputs 3) marks the grid cells holding a boundary between readout sectors (2 or 4 equal shares of the channels)",
             "architecture": {"class": "EdgeNet", **self.network.sizes, "downsampling": self.network.downsampling},
             "temperature": self.temperature,
             "threshold": self.threshold,
@@ -207,14 +213,15 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise EelsbatchError(config_file, "model configuration is corrupt (not JSON)") from None
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads version {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
     architecture = config["architecture"]
     grid = ModelGrid(**{key: value for key, value in config["grid"].items() if key != "spacing"})
     elements = list(config["elements"])
     try:
         network = EdgeNet.build(elements, grid, width=architecture["width"], hidden=architecture["hidden"],
-                                evidence=architecture["evidence"])
+                                evidence=architecture["evidence"], inputs=architecture.get("inputs", 2))
     except (KeyError, TypeError, ValueError) as error:
         raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
     try:

@@ -34,15 +34,16 @@ def _joined_index(width: int, hidden: int, new_width: int, new_hidden: int) -> t
     return torch.cat([torch.arange(width), new_width + torch.arange(hidden), new_width + new_hidden + torch.arange(hidden)])
 
 
-def widen(network: EdgeNet, width: int, hidden: int, evidence: int) -> EdgeNet:
+def widen(network: EdgeNet, width: int, hidden: int, evidence: int, inputs: int) -> EdgeNet:
     """A wider copy of ``network`` computing the same outputs.
 
     Parameters
     ----------
     network
         Trained network.
-    width, hidden, evidence
-        Sizes of the new network, each at least the old one's.
+    width, hidden, evidence, inputs
+        Sizes of the new network, each at least the old one's (an added input channel, the readout-sector
+        boundaries, starts with zero weights).
 
     Returns
     -------
@@ -50,13 +51,14 @@ def widen(network: EdgeNet, width: int, hidden: int, evidence: int) -> EdgeNet:
         New network (same read-out slots and grid length) whose outputs equal ``network``'s.
     """
     old_sizes = network.sizes
-    if width < old_sizes["width"] or hidden < old_sizes["hidden"] or evidence < old_sizes["evidence"]:
-        raise ValueError(f"cannot narrow a network: {old_sizes} -> width {width}, hidden {hidden}, evidence {evidence}")
+    new_sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs}
+    if any(new_sizes[name] < size for name, size in old_sizes.items()):
+        raise ValueError(f"cannot narrow a network: {old_sizes} -> {new_sizes}")
     slots = {name: getattr(network, name) for name in ("slot_step", "slot_kernel", "slot_valid")}
-    wide = EdgeNet(slots, width=width, hidden=hidden, evidence=evidence, points=network.position.shape[-1])
-    w, h, e = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"]
+    wide = EdgeNet(slots, points=network.position.shape[-1], **new_sizes)
+    w, h, e, i = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"], old_sizes["inputs"]
     arange = torch.arange
-    _conv(wide.front[0], network.front[0], arange(w // 2), arange(3))
+    _conv(wide.front[0], network.front[0], arange(w // 2), torch.cat([arange(i), torch.tensor([inputs])]))  # inputs, position
     _conv(wide.front[2], network.front[2], arange(w), arange(w // 2))
     _conv(wide.down[0], network.down[0], arange(w), arange(w))
     gate_rows = torch.cat([gate * hidden + arange(h) for gate in range(4)])  # input, forget, cell, output gates

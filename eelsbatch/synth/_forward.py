@@ -48,6 +48,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from eelsbatch.edges import MAJOR_FAMILIES, Edge, edges_of
+from eelsbatch.readout import READOUT_SECTORS, sector_starts
 from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 
 SIMULATED_FAMILIES = {"K": 1.0, "L2,3": 1.0, "M4,5": 1.0, "N4,5": 0.4, "L1": 0.12, "M2,3": 0.25}
@@ -73,7 +74,6 @@ class Quality:
 DEFAULT_QUALITY = Quality()
 STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
                  sector_probability=0.0)
-READOUT_SECTORS = (2, 4)  # detectors read out through 2 or 4 ports, each with its own gain
 SECTOR_GAIN = 0.04  # largest gain difference of a sector from the first, relative
 
 
@@ -306,7 +306,7 @@ def simulate(
     if rng.random() < quality.sector_probability:  # drawn last, likewise
         sectors = int(READOUT_SECTORS[rng.integers(len(READOUT_SECTORS))])
         gains = np.concatenate([[1.0], 1.0 + rng.uniform(-SECTOR_GAIN, SECTOR_GAIN, sectors - 1)])
-        sector_gain = np.repeat(gains, -(-channels // sectors))[:channels]
+        sector_gain = gains[np.searchsorted(sector_starts(channels, sectors), np.arange(channels), side="right")]
         expected, counts = expected * sector_gain, counts * sector_gain
     return {
         "spectrum": counts.astype(np.float32),

@@ -15,7 +15,7 @@ from eelsbatch import __version__
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, atomic_store
 from eelsbatch.synth._elements import ELEMENTS
-from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR
+from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR, Quality
 from eelsbatch.synth._generate import PER_CHANNEL, PER_ELEMENT, PER_SAMPLE, check_elements, generate
 
 _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "detectable": bool,
@@ -24,7 +24,7 @@ _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "de
 
 def training_dataset(
     n: int, seed: int, channels: int = 2048, chunk_size: int = 1000, composition: Sequence[str] | None = None,
-    window: tuple[float, float] | None = None,
+    window: tuple[float, float] | None = None, quality: Quality = DEFAULT_QUALITY,
 ) -> xr.Dataset:
     """A lazy Dataset of ``n`` labelled spectra: one Dask task per chunk of ``chunk_size`` samples.
 
@@ -40,10 +40,13 @@ def training_dataset(
         Fixed elements in every spectrum (default: drawn per spectrum).
     window
         Fixed ``(energy_offset, dispersion)`` (default: drawn per spectrum).
+    quality
+        Ranges of the drawn quality parameters (recorded in the store's attributes).
     """
     pool = ELEMENTS
     starts = range(0, n, chunk_size)
-    blocks = [dask.delayed(generate, pure=True)(min(chunk_size, n - s), seed, s, channels, composition, window) for s in starts]
+    blocks = [dask.delayed(generate, pure=True)(min(chunk_size, n - s), seed, s, channels, composition, window, quality)
+              for s in starts]
     sizes = [min(chunk_size, n - s) for s in starts]
 
     def stacked(key: str, tail: tuple[int, ...]) -> da.Array:
@@ -60,7 +63,7 @@ def training_dataset(
     dataset.attrs = {
         "seed": seed, "channels": channels, "eelsbatch_version": __version__, KIND_ATTR: "training_set",
         COMPLETE_ATTR: False, "detectable_rule": f"present and edge SNR >= {ROSE_SNR} (Rose criterion), SNR = S / sqrt(S + {BACKGROUND_H:g} B + (g B)^2)",
-        "quality": repr(DEFAULT_QUALITY), "composition": ",".join(composition or []),
+        "quality": repr(quality), "composition": ",".join(composition or []),
         "onset_label_edges": [edge.name for edge in table],
         "description": "Synthetic core-loss EELS spectra from the eelsbatch forward model (eelsbatch.synth).",
     }
@@ -77,6 +80,7 @@ def write_training_set(
     composition: Sequence[str] | None = None,
     window: tuple[float, float] | None = None,
     overwrite: bool = False,
+    quality: Quality = DEFAULT_QUALITY,
 ) -> Path:
     """Generate ``n`` labelled spectra on ``client`` and write them to the Zarr store ``output``.
 
@@ -84,7 +88,7 @@ def write_training_set(
     ----------
     output
         Store to create (written under a temporary name, marked complete, then moved into place).
-    n, seed, channels, chunk_size, composition, window
+    n, seed, channels, chunk_size, composition, window, quality
         See :func:`training_dataset`.
     client
         Dask client whose workers generate the chunks.
@@ -95,7 +99,7 @@ def write_training_set(
         generate(n, seed)  # raises the one-line error
     if composition:
         check_elements(composition)
-    dataset = training_dataset(n, seed, channels, chunk_size, composition, window)
+    dataset = training_dataset(n, seed, channels, chunk_size, composition, window, quality)
     with atomic_store(output, overwrite) as temporary:
         client.compute(dataset.to_zarr(str(temporary), mode="w", consolidated=False, compute=False)).result()
     return Path(output)
