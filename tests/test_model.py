@@ -284,6 +284,22 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a["onset_energy"], b["onset_energy"])
 
 
+def test_format_2_models_load_with_two_inputs(tmp_path: Path) -> None:
+    """A model saved before the readout-boundary input (format 2, no ``inputs`` in its architecture) still loads and runs."""
+    torch.manual_seed(4)
+    two = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8, inputs=2), list(ELEMENTS))
+    two.save(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["architecture"]["inputs"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps({**config, "format_version": 2}))
+    loaded = load_recogniser(tmp_path / "old")
+    assert loaded.network.sizes["inputs"] == 2 and not loaded.readout_boundaries
+    energy = 400.0 + 0.5 * np.arange(2048)
+    counts = np.random.default_rng(2).poisson(1e3 * (energy / 400.0) ** -3, size=(3, 2048)).astype(np.float32)
+    assert loaded.inputs(counts, energy).shape == (3, 2, ModelGrid().points)
+    np.testing.assert_array_equal(loaded.predict(counts, energy)["probability"], two.predict(counts, energy)["probability"])
+
+
 # --- bad model files --------------------------------------------------------------------------
 
 @pytest.fixture()
