@@ -139,18 +139,16 @@ class ModelGrid:
         Absolute intensity drops out: each spectrum is divided by its median over valid cells, logged
         (clipped at ``floor``), and standardised to zero mean and unit variance over valid cells.
         """
-        channels = 2 if boundaries is None else 3
+        inputs = np.zeros((len(density), 2 if boundaries is None else 3, self.points), np.float32)
         if len(mask) and (mask == mask[:1]).all():  # one window for all spectra: work on its cells only
             cells = mask[0]
             values = np.asarray(density[:, cells], dtype=np.float64)
-            inputs = np.zeros((len(density), channels, self.points), np.float32)
             inputs[:, 0, cells] = self._standardised(values, values > 0)
             inputs[:, 1, cells] = 1.0
         else:
             masked = np.where(mask, density, np.nan)
-            features = np.where(mask, self._standardised(masked, mask & (masked > 0)), 0.0)
-            inputs = np.zeros((len(density), channels, self.points), np.float32)
-            inputs[:, 0], inputs[:, 1] = features, mask
+            inputs[:, 0] = np.where(mask, self._standardised(masked, mask & (masked > 0)), 0.0)
+            inputs[:, 1] = mask
         if boundaries is not None:
             inputs[:, 2] = boundaries * mask
         return inputs

@@ -130,6 +130,11 @@ class EdgeNet(nn.Module):
         )
         nn.init.constant_(self.presence[-1].bias, PRIOR_LOGIT)
 
+    @property
+    def reads_readout_boundaries(self) -> bool:
+        """Whether the input has the third channel, the readout-sector boundaries (:meth:`ModelGrid.inputs`)."""
+        return self.sizes["inputs"] == 3
+
     @classmethod
     def build(cls, elements: list[str], grid: ModelGrid, **sizes: int) -> "EdgeNet":
         """A network for ``elements`` on ``grid``, its read-out slots taken from the edge table."""

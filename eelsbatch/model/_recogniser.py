@@ -103,7 +103,7 @@ class Recogniser:
     @property
     def readout_boundaries(self) -> bool:
         """Whether the network reads the readout-sector boundaries (a third input channel)."""
-        return self.network.sizes["inputs"] == 3
+        return self.network.reads_readout_boundaries
 
     def inputs(self, counts: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """Network inputs (n, 2 or 3, points) for raw spectra on the acquisition axis ``energy``.

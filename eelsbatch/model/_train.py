@@ -148,7 +148,7 @@ def train(
     device = _device()
     grid = ModelGrid()
     network = initial_network(list(elements), grid, init_from, sizes).to(device)
-    store = TrainingStore(data, elements, grid, network.downsampling, network.sizes["inputs"] == 3)
+    store = TrainingStore(data, elements, grid, network.downsampling, network.reads_readout_boundaries)
     starts = store.chunk_starts()
     n_validation = max(1, int(round(len(starts) * validation_fraction)))
     train_starts, validation_starts = starts[:-n_validation], starts[-n_validation:]
