@@ -119,7 +119,7 @@ def test_map_values_equal_the_recogniser_applied_directly(
     probability = maps["probability"].values.reshape(len(elements), -1).T
     np.testing.assert_allclose(probability, direct["probability"], rtol=1e-4, atol=1e-5)
     present = maps["present"].values.reshape(len(elements), -1).T
-    np.testing.assert_array_equal(present, probability > recogniser.threshold)
+    np.testing.assert_array_equal(present, recogniser.decide(probability))  # threshold and coincident-edge rule
     onset = maps["onset_energy"].values.reshape(len(elements), -1).T
     assert np.all(np.isnan(onset[~present]))
     np.testing.assert_allclose(onset[present], direct["onset_energy"][present], rtol=1e-4)
