@@ -324,10 +324,11 @@ def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_
     deadline = time.monotonic() + timeout
     submitted = False
     while len(cluster.scheduler_info.get("workers", {})) < expected:
+        # jobs known before squeue is asked: one submitted between the two calls must not count as ended
+        known = [job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)]
         ids = job_ids(cluster.job_name)
         submitted = submitted or bool(ids)
-        known = [job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)]
-        if submitted and len(ids) < len(known):
+        if submitted and not set(known) <= set(ids):
             gone = sorted(set(known) - set(ids))
             raise EelsbatchError(None, f"--cluster slurm: SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
         if time.monotonic() > deadline:
