@@ -325,11 +325,11 @@ def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_
     submitted = False
     while len(cluster.scheduler_info.get("workers", {})) < expected:
         # jobs known before squeue is asked: one submitted between the two calls must not count as ended
-        known = [job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)]
+        known = {job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)}
         ids = job_ids(cluster.job_name)
         submitted = submitted or bool(ids)
-        if submitted and not set(known) <= set(ids):
-            gone = sorted(set(known) - set(ids))
+        gone = sorted(known - set(ids))
+        if submitted and gone:
             raise EelsbatchError(None, f"--cluster slurm: SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
         if time.monotonic() > deadline:
             state = "still queued" if ids else "never seen in squeue" if not submitted else "ended"

@@ -441,10 +441,11 @@ def test_widening_keeps_every_output(shipped: Recogniser) -> None:
             assert torch.allclose(narrow_output, wide_output, atol=1e-4)
         for two_output, three_output in zip(two_inputs(inputs[:, :2]), with_boundaries(inputs)):
             assert torch.allclose(two_output, three_output, atol=1e-5)
-    fresh_wide = EdgeNet.build(shipped.elements, shipped.grid, **wide.sizes)
+
     def count(network: EdgeNet) -> int:
         return sum(p.numel() for p in network.parameters())
 
+    fresh_wide = EdgeNet.build(shipped.elements, shipped.grid, **wide.sizes)
     assert count(wide) == count(fresh_wide) > count(shipped.network)  # the new sizes, all of them trainable
     with pytest.raises(ValueError, match="narrow"):
         widen(shipped.network, **{**sizes, "width": sizes["width"] - 16})
