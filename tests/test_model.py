@@ -211,7 +211,7 @@ def test_loader_processes_change_nothing_but_speed(tiny_store: Path, tmp_path: P
     assert not torch.equal(untrained.state_dict()["front.0.weight"], ahead.network.state_dict()["front.0.weight"])
 
 
-def test_decide_reports_the_likelier_of_two_coincident_edges_that_split_one_edge() -> None:
+def test_decide_gives_an_edge_two_coincident_elements_share_to_the_likelier() -> None:
     recogniser = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS), threshold=0.5)
     column = {element: i for i, element in enumerate(ELEMENTS)}
 
@@ -227,6 +227,9 @@ def test_decide_reports_the_likelier_of_two_coincident_edges_that_split_one_edge
     assert decided(Cu=0.6, Pr=0.3) == {"Cu"}  # the edge is already explained
     assert decided(Pr=0.45, Cu=0.1, Nd=0.2) == {"Pr"}  # the likeliest of its coincident elements only
     assert decided(O=0.7, Fe=0.51) == {"O", "Fe"}
+    assert decided(Co=0.9, Ba=0.6) == {"Co"}  # both reported for the one edge at 780 eV: the likelier explains it
+    assert decided(Ba=0.9, Co=0.6, Fe=0.6) == {"Ba", "Fe"}  # Fe's edge is its own
+    assert decided(Co=0.9, Ba=0.8) == {"Co", "Ba"}  # both likely enough: both in the specimen
     assert recogniser.decide(np.full((1, len(ELEMENTS)), 0.3, np.float32), threshold=0.9).sum() == 0
 
 

@@ -17,7 +17,7 @@ from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, mark_complete
 
 MAP_VARIABLES = {
     "probability": (np.float32, np.nan, "probability that the element is present"),
-    "present": (bool, False, "element reported present (probability above threshold, or the likelier of two coincident edges together above it)"),
+    "present": (bool, False, "element reported present (probability above threshold; of two elements with coincident edges, the likelier: Recogniser.decide)"),
     "onset_energy": (np.float32, np.nan, "edge onset in eV where present"),
     "edge_intensity": (np.float32, np.nan, "background-subtracted integrated edge counts (power-law fit)"),
 }

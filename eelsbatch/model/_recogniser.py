@@ -84,7 +84,8 @@ class Recogniser:
         An element is reported when its probability is above ``threshold``. Two elements with coincident
         edges (:attr:`coincident`) are two exclusive explanations of one edge, which the network may split
         between them: where neither is above the threshold but the two together are, the likelier one is
-        reported (only if it is the likeliest of its unreported coincident elements).
+        reported (only if it is the likeliest of its unreported coincident elements); where both are above
+        it, the less likely one is reported only from ``SECOND_EXPLANATION_PROBABILITY`` (0.75).
 
         Parameters
         ----------
