@@ -57,21 +57,6 @@ def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int) -
             {"slot_step": slot_step, "slot_kernel": slot_kernel, "slot_valid": slot_valid}.items()}
 
 
-def _window_maxima(x: torch.Tensor) -> torch.Tensor:
-    """(batch, channels, len(WINDOW_KERNELS), steps): running maxima over each window width, centred.
-
-    Built by nesting (a window of a + b - 1 steps is a window of a of windows of b), cheaper than one
-    pooling per width.
-    """
-    maxima, width = [], 1
-    for kernel in WINDOW_KERNELS:
-        extra = kernel - width + 1
-        x = nn.functional.max_pool1d(x, extra, 1, extra // 2)
-        maxima.append(x)
-        width = kernel
-    return torch.stack(maxima, dim=2)
-
-
 class EdgeNet(nn.Module):
     """Convolutional front end, bidirectional LSTM, per-step edge evidence read out at the edge table.
 
@@ -157,8 +142,8 @@ class EdgeNet(nn.Module):
         heads = heads + nn.functional.linear(sequence, weight[:, width:]).transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]
         onset = heads[:, -1:]  # (batch, 1, steps)
         evidence = torch.cat([self.evidence[1](heads[:, :-1]), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
-        read = self._at_slots(_window_maxima(evidence)).permute(0, 2, 3, 1)  # (batch, elements, families, channels + 1)
-        valid = self._at_slots(_window_maxima(mask)).permute(0, 2, 3, 1) * self.slot_valid[None, :, :, None]
+        read = self._slot_maxima(evidence).permute(0, 2, 3, 1)  # (batch, elements, families, channels + 1)
+        valid = self._slot_maxima(mask).permute(0, 2, 3, 1)
         slots = torch.cat([read * valid, valid], dim=-1).flatten(2)  # (batch, elements, families * (channels + 2))
         elements = self.slot_step.shape[0]
         shared = torch.cat([slots, self.element_embedding.expand(batch, -1, -1), context[:, None].expand(-1, elements, -1)], dim=-1)
@@ -167,18 +152,36 @@ class EdgeNet(nn.Module):
     def onset_windows(self, onset_probability: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Strongest onset probability, and its step, in each element's read-out windows.
 
+        Each slot's window is gathered at its step (the widest window, the steps beyond the slot's own width
+        masked), so only the slots are computed; of equal maxima the first counts, as in ``max_pool1d``.
+
+        Parameters
+        ----------
+        onset_probability
+            (batch, steps).
+
         Returns
         -------
         (peak, step), each (batch, elements, families).
         """
-        peaks, where = zip(*(nn.functional.max_pool1d(onset_probability[:, None], k, 1, k // 2, return_indices=True) for k in WINDOW_KERNELS))
-        peak = self._at_slots(torch.stack(peaks, dim=2))[:, 0] * self.slot_valid
-        step = self._at_slots(torch.stack(where, dim=2))[:, 0]
-        return peak, step
+        half = WINDOW_KERNELS[-1] // 2
+        offsets = torch.arange(-half, half + 1, device=self.slot_kernel.device).abs()
+        widths = torch.tensor(WINDOW_KERNELS, device=self.slot_kernel.device)[self.slot_kernel.reshape(-1)] // 2
+        windows = nn.functional.pad(onset_probability, (half, half), value=-torch.inf).unfold(-1, 2 * half + 1, 1)
+        values = windows[:, self.slot_step.reshape(-1)].masked_fill(offsets[None, :] > widths[:, None], -torch.inf)
+        peak, offset = values.max(dim=-1)  # (batch, slots)
+        shape = (-1, *self.slot_step.shape)
+        return peak.reshape(shape) * self.slot_valid, (self.slot_step.reshape(-1) - half + offset).reshape(shape)
 
-    def _at_slots(self, windowed: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, len(WINDOW_KERNELS), steps) window values -> (batch, channels, elements, families):
-        each slot's value, taken at its step for its window width."""
-        steps = windowed.shape[-1]
-        index = (self.slot_kernel * steps + self.slot_step).reshape(-1)  # (elements * families,)
-        return windowed.flatten(2)[:, :, index].reshape(*windowed.shape[:2], *self.slot_step.shape)
+    def _slot_maxima(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, steps) -> (batch, channels, elements, families): the maximum over each slot's window,
+        zero where the family has no edge on the grid. Only the slots' windows are computed, all of one width at once."""
+        half = WINDOW_KERNELS[-1] // 2
+        padded = nn.functional.pad(x, (half, half), value=-torch.inf)
+        steps, kernels, valid = self.slot_step.reshape(-1), self.slot_kernel.reshape(-1), self.slot_valid.reshape(-1)
+        maxima = x.new_zeros(*x.shape[:2], len(steps))
+        for index, kernel in enumerate(WINDOW_KERNELS):
+            slots = torch.nonzero(valid & (kernels == index)).squeeze(1)
+            windows = padded[..., half - kernel // 2 : padded.shape[-1] - half + kernel // 2].unfold(-1, kernel, 1)
+            maxima[..., slots] = windows[:, :, steps[slots]].amax(dim=-1)
+        return maxima.reshape(*x.shape[:2], *self.slot_step.shape)
