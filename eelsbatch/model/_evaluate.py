@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from eelsbatch.model._data import TrainingStore
+from eelsbatch.model._decision import SECOND_EXPLANATION_PROBABILITY
 from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
 from eelsbatch.model._network import WINDOW_MARGIN_EV
 from eelsbatch.model._recogniser import Recogniser
@@ -73,7 +74,8 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         "exact_match": float(correct.mean()),
         "exact_match_threshold_only": float(correct_sets(probability > threshold, detectable, present).mean()),
         "decision": f"above the threshold, or the likelier of two elements with onsets within {WINDOW_MARGIN_EV:g} eV "
-                    "whose probabilities together are above it",
+                    "whose probabilities together are above it; of two such elements both above it, the less likely "
+                    f"only from {SECOND_EXPLANATION_PROBABILITY:g}",
         "exact_match_strict": exact_match(predicted, detectable),
         "exact_match_present": exact_match(predicted, present),
         "no_element_spectra": int(edge_free.sum()),
