@@ -415,6 +415,24 @@ def test_read_out_windows_sit_on_the_tabulated_onsets() -> None:
     assert not network.slot_valid[ELEMENTS.index("O"), FAMILIES.index("L2,3")]  # O has no L2,3 edge on the grid
 
 
+def test_read_out_takes_the_maximum_inside_each_window_and_its_step() -> None:
+    """An onset just inside a slot's window is read with its step, one step outside is not; the evidence read-out
+    (window maxima by width group) agrees with the onset read-out (widest window, masked) on any input."""
+    network = EdgeNet.build(list(ELEMENTS), ModelGrid())
+    steps = ModelGrid().points // EdgeNet.downsampling
+    i, j = ELEMENTS.index("Fe"), FAMILIES.index("L2,3")
+    step, half = int(network.slot_step[i, j]), WINDOW_KERNELS[int(network.slot_kernel[i, j])] // 2
+    for offset, inside in [(0, True), (half, True), (-half, True), (half + 1, False), (-half - 1, False)]:
+        probability = torch.zeros(1, steps)
+        probability[0, step + offset] = 0.5
+        peak, where = network.onset_windows(probability)
+        assert float(peak[0, i, j]) == (0.5 if inside else 0.0), offset
+        if inside:
+            assert int(where[0, i, j]) == step + offset
+    probability = torch.rand(8, steps, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(network._slot_maxima(probability[:, None])[:, 0], network.onset_windows(probability)[0], rtol=0, atol=0)
+
+
 def test_fine_tuning_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path) -> None:
     start = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS)).save(tmp_path / "start")
     tuned = train(tiny_store, tmp_path / "tuned", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
