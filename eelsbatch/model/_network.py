@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -150,10 +152,8 @@ class EdgeNet(nn.Module):
         return self.presence(shared).squeeze(-1), onset.squeeze(1)
 
     def onset_windows(self, onset_probability: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Strongest onset probability, and its step, in each element's read-out windows.
-
-        Each slot's window is gathered at its step (the widest window, the steps beyond the slot's own width
-        masked), so only the slots are computed; of equal maxima the first counts, as in ``max_pool1d``.
+        """Strongest onset probability, and its step (the first of equal maxima, as ``max_pool1d`` gives), in each
+        element's read-out windows.
 
         Parameters
         ----------
@@ -162,26 +162,31 @@ class EdgeNet(nn.Module):
 
         Returns
         -------
-        (peak, step), each (batch, elements, families).
+        (peak, step), each (batch, elements, families); zero where the family has no edge on the grid.
         """
-        half = WINDOW_KERNELS[-1] // 2
-        offsets = torch.arange(-half, half + 1, device=self.slot_kernel.device).abs()
-        widths = torch.tensor(WINDOW_KERNELS, device=self.slot_kernel.device)[self.slot_kernel.reshape(-1)] // 2
-        windows = nn.functional.pad(onset_probability, (half, half), value=-torch.inf).unfold(-1, 2 * half + 1, 1)
-        values = windows[:, self.slot_step.reshape(-1)].masked_fill(offsets[None, :] > widths[:, None], -torch.inf)
-        peak, offset = values.max(dim=-1)  # (batch, slots)
-        shape = (-1, *self.slot_step.shape)
-        return peak.reshape(shape) * self.slot_valid, (self.slot_step.reshape(-1) - half + offset).reshape(shape)
+        peak = onset_probability.new_zeros(len(onset_probability), self.slot_step.numel())
+        step = torch.zeros_like(peak, dtype=torch.int64)
+        for slots, kernel, windows in self._slot_window_groups(onset_probability[:, None]):
+            peak[:, slots], offset = windows[:, 0].max(dim=-1)
+            step[:, slots] = self.slot_step.reshape(-1)[slots] - kernel // 2 + offset
+        return peak.reshape(-1, *self.slot_step.shape), step.reshape(-1, *self.slot_step.shape)
 
     def _slot_maxima(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, channels, steps) -> (batch, channels, elements, families): the maximum over each slot's window,
-        zero where the family has no edge on the grid. Only the slots' windows are computed, all of one width at once."""
+        zero where the family has no edge on the grid."""
+        maxima = x.new_zeros(*x.shape[:2], self.slot_step.numel())
+        for slots, _, windows in self._slot_window_groups(x):
+            maxima[..., slots] = windows.amax(dim=-1)
+        return maxima.reshape(*x.shape[:2], *self.slot_step.shape)
+
+    def _slot_window_groups(self, x: torch.Tensor) -> Iterator[tuple[torch.Tensor, int, torch.Tensor]]:
+        """For each window width: the valid slots of that width (indices into the flattened slots), the width, and
+        their windows of ``x`` (batch, channels, steps) as (batch, channels, slots, width), steps off the grid -inf.
+        Only the slots' windows are gathered, all of one width at once."""
         half = WINDOW_KERNELS[-1] // 2
         padded = nn.functional.pad(x, (half, half), value=-torch.inf)
         steps, kernels, valid = self.slot_step.reshape(-1), self.slot_kernel.reshape(-1), self.slot_valid.reshape(-1)
-        maxima = x.new_zeros(*x.shape[:2], len(steps))
         for index, kernel in enumerate(WINDOW_KERNELS):
             slots = torch.nonzero(valid & (kernels == index)).squeeze(1)
             windows = padded[..., half - kernel // 2 : padded.shape[-1] - half + kernel // 2].unfold(-1, kernel, 1)
-            maxima[..., slots] = windows[:, :, steps[slots]].amax(dim=-1)
-        return maxima.reshape(*x.shape[:2], *self.slot_step.shape)
+            yield slots, kernel, windows[:, :, steps[slots]]
