@@ -41,6 +41,9 @@ QueueOption = Annotated[Optional[str], typer.Option("--queue", help="SLURM parti
 AccountOption = Annotated[Optional[str], typer.Option("--account", help="SLURM account.", rich_help_panel=_CLUSTER)]
 WalltimeOption = Annotated[Optional[str], typer.Option("--walltime", help="SLURM job walltime, HH:MM:SS.", rich_help_panel=_CLUSTER)]
 CoresOption = Annotated[Optional[int], typer.Option("--cores", help="Cores per SLURM job.", rich_help_panel=_CLUSTER)]
+SectorStartsOption = Annotated[Optional[str], typer.Option(
+    "--sector-starts", help="Channels where the detector's readout sectors start, e.g. 1024, or 512,1024,1536, or none "
+    "(one port): give it for a spectrum cropped before saving (default: the store's record, else 2 or 4 equal shares of the channels).")]
 MemoryOption = Annotated[Optional[str], typer.Option("--memory", help="Memory per SLURM job, e.g. 16GB.", rich_help_panel=_CLUSTER)]
 JobsOption = Annotated[Optional[int], typer.Option("--jobs", help="Number of SLURM jobs.", rich_help_panel=_CLUSTER)]
 GpusOption = Annotated[Optional[int], typer.Option("--gpus-per-job", help="GPUs per SLURM job (--gres=gpu:N, one worker per GPU).", rich_help_panel=_CLUSTER)]
@@ -93,12 +96,16 @@ def convert(
     signal: Annotated[Optional[str], typer.Option(help="Signal index or title where a file holds several (default: the core-loss EELS one).")] = None,
     chunks: Annotated[Optional[str], typer.Option(help="Navigation chunk sizes, comma-separated (e.g. 64,64); default ~32 MB chunks.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
+    sector_starts: SectorStartsOption = None,
 ) -> None:
     """Convert an instrument file into a chunked, compressed Zarr store."""
     from eelsbatch.io import open_spectrum_image, write_store
+    from eelsbatch.readout import SECTOR_STARTS_ATTR
 
     chunk_sizes = _parse_sizes(chunks, "--chunks") if chunks else None
     counts = open_spectrum_image(input, signal=signal)
+    if sector_starts is not None:
+        counts.attrs[SECTOR_STARTS_ATTR] = _sector_starts(sector_starts, input, counts.sizes["energy"])
     write_store(counts, output, chunks=chunk_sizes, overwrite=overwrite)
     typer.echo(f"wrote {output} ({', '.join(f'{d}={n}' for d, n in counts.sizes.items())})")
 
@@ -220,6 +227,7 @@ def evaluate(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for evaluation.json and evaluation.png (synthetic data).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold (default: the model's).")] = None,
     signal: Annotated[Optional[str], typer.Option(help="Signal of a multi-signal instrument file.")] = None,
+    sector_starts: SectorStartsOption = None,
 ) -> None:
     """Measure the recogniser on labelled spectra, or list the elements it finds in real ones."""
     from eelsbatch.model import load_recogniser
@@ -237,8 +245,12 @@ def evaluate(
 
     if threshold is not None:
         recogniser.threshold = threshold
+    from eelsbatch.readout import SECTOR_STARTS_ATTR
+
     counts = open_spectrum_image(data, signal=signal)
-    found = elements_found(recogniser, counts.values, counts["energy"].values)
+    starts = counts.attrs.get(SECTOR_STARTS_ATTR) if sector_starts is None else sector_starts
+    starts = None if starts is None else _sector_starts(starts, data, counts.sizes["energy"])
+    found = elements_found(recogniser, counts.values, counts["energy"].values, starts)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
     typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none reported"))
 
@@ -274,6 +286,7 @@ def map_command(
     memory: MemoryOption = None,
     jobs: JobsOption = None,
     gpus_per_job: GpusOption = None,
+    sector_starts: SectorStartsOption = None,
 ) -> None:
     """Map which elements are where: per-pixel edge recognition and classic edge-intensity maps."""
     from eelsbatch.cluster import open_client
@@ -285,7 +298,8 @@ def map_command(
     options = cluster_options(scheduler, cluster, workers, threads_per_worker, cluster_config, queue, account,
                               walltime, cores, memory, jobs, gpus_per_job)
     with open_client(options) as client:
-        summary = run_map(input, output, model, client, threshold, resume, overwrite)
+        summary = run_map(input, output, model, client, threshold, resume, overwrite,
+                          sector_starts=None if sector_starts is None else _sector_starts(sector_starts, input))
     typer.echo(
         f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
         f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "
@@ -331,6 +345,17 @@ def demo(
     for element, iou in intersection_over_union(maps, image).items():
         typer.echo(f"  {element}: IoU of the map with the ground truth {iou:.3f}")
     typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")
+
+
+def _sector_starts(given: str | list[int], source: Path, channels: int | None = None) -> list[int]:
+    """``--sector-starts`` (text, or a store's record) as channels, checked against the axis where ``channels`` is given."""
+    from eelsbatch.readout import check_sector_starts, parse_sector_starts
+
+    try:
+        starts = parse_sector_starts(given) if isinstance(given, str) else list(given)
+        return starts if channels is None else check_sector_starts(starts, channels)
+    except ValueError as error:
+        raise EelsbatchError(source, f"--sector-starts: {error}") from None
 
 
 def _parse_sizes(text: str, option: str) -> list[int]:

@@ -230,3 +230,17 @@ def test_unwritable_output_path(instrument_dir: Path, tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     result = _cli("convert", str(instrument_dir / "EELS_SI.dm4"), str(blocker / "out.zarr"))
     _assert_one_line_error(result, "out.zarr", "cannot write output")
+
+
+def test_sector_starts_are_recorded_and_checked(instrument_dir: Path, tmp_path: Path) -> None:
+    """``--sector-starts``: a known readout layout goes into the store (and to evaluate); one outside the axis is refused."""
+    output = tmp_path / "si.zarr"
+    result = _cli("convert", str(instrument_dir / "EELS_SI.dm4"), str(output), "--sector-starts", "1500,700")
+    assert result.returncode == 0, result.stderr
+    assert zarr.open_group(str(output), mode="r").attrs["readout_sector_starts"] == [700, 1500]
+    assert open_spectrum_image(output).attrs["readout_sector_starts"] == [700, 1500]
+    for given, problem in (("2048", "sector start 2048 is outside the energy axis's channels 1 to 2047"),
+                           ("12a", "sector start '12a' is not a channel number")):
+        _assert_one_line_error(_cli("convert", str(instrument_dir / "EELS_SI.dm4"), str(tmp_path / "bad.zarr"),
+                                    "--sector-starts", given), "EELS_SI.dm4", problem)
+    assert not (tmp_path / "bad.zarr").exists()

@@ -235,3 +235,25 @@ def test_an_existing_output_is_refused_and_a_finished_one_is_not_recomputed(
     summary = run_map(chunked_image, reference_maps, shipped_model, dask_client, resume=True, progress=False)
     assert summary.chunks_computed == 0 and summary.chunks_total == 16
     assert before == {path: path.stat().st_mtime_ns for path in reference_maps.rglob("*") if path.is_file()}
+
+
+def test_a_known_readout_layout_reaches_the_workers(
+    tmp_path: Path, shipped_model: Path, dask_client: Client
+) -> None:
+    """A store's recorded sector starts (``convert --sector-starts``), or ``map``'s own, are what the workers mark:
+    the maps equal the recogniser given that layout, and differ from the equal-share default."""
+    counts, _ = spectrum_image("multilayer", (6, 8), seed=9)
+    step = 700  # a readout step where no equal share of the 2048 channels starts
+    counts = counts.copy(data=np.where(np.arange(counts.sizes["energy"]) >= step, 1.03, 1.0) * counts.values)
+    counts.attrs["readout_sector_starts"] = [step]
+    store = write_store(counts, tmp_path / "stepped.zarr")
+    flat, energy = counts.values.reshape(-1, counts.sizes["energy"]), counts["energy"].values
+    recogniser = load_recogniser(shipped_model)
+    for given, layout in ((None, [step]), ([], [])):
+        output = tmp_path / f"maps-{len(layout)}.zarr"
+        run_map(store, output, shipped_model, dask_client, progress=False, sector_starts=given)
+        probability = open_store(output, kind="maps")["probability"].values.reshape(len(recogniser.elements), -1).T
+        expected = recogniser.predict(flat, energy, sector_starts=layout)["probability"]
+        np.testing.assert_allclose(probability, expected, rtol=1e-4, atol=1e-5)
+        assert np.abs(probability - recogniser.predict(flat, energy)["probability"]).max() > 1e-3
+        assert json.loads(zarr.open_group(str(output), mode="r").attrs["parameters"])["sector_starts"] == layout

@@ -108,6 +108,10 @@ def test_readout_boundaries_mark_the_grid_cells_where_a_sector_starts() -> None:
     rows, _ = grid.inputs(counts, shifted, readout_boundaries=True)
     np.testing.assert_allclose(grid.energy[np.nonzero(rows[1, 2])[0]], [1027.875, 1155.875, 1283.875], rtol=0.005)
     assert rows[2, 2].sum() == 3 and (rows[2, 2] <= rows[2, 1]).all()
+    # a known layout (a spectrum cropped before saving): only the given channels are marked; none for one port
+    known, _ = grid.inputs(counts, energy, readout_boundaries=True, sector_starts=[700])
+    np.testing.assert_allclose(grid.energy[np.nonzero(known[0, 2])[0]], [774.875], rtol=grid.edges[1] / grid.edges[0] - 1)
+    assert not grid.inputs(counts, energy, readout_boundaries=True, sector_starts=[])[0][:, 2].any()
 
 
 def test_window_missing_the_grid_is_an_error() -> None:

@@ -242,7 +242,8 @@ def open_spectrum_image(path: str | Path, signal: str | int | None = None) -> xr
     if path.is_dir():
         from eelsbatch.io._store import open_store
 
-        return open_store(path)["counts"]
+        dataset = open_store(path)
+        return dataset["counts"].assign_attrs(dataset.attrs)  # the acquisition metadata, as from a file
     signals = _read_signals(path)
     index = _choose_signal(path, signals, signal)
     return signal_to_dataarray(path, signals[index], index)

@@ -53,6 +53,7 @@ def map_chunk(
     chunk_index: int,
     threshold: float,
     intensity_onsets: dict[str, float],
+    sector_starts: list[int] | None = None,
 ) -> dict[str, float]:
     """Map one block of pixels and write every output variable's region.
 
@@ -70,6 +71,8 @@ def map_chunk(
         Presence threshold.
     intensity_onsets
         Element -> onset (eV) for the classic edge-intensity maps.
+    sector_starts
+        Channels where the detector's readout sectors start, where known (default: equal shares).
 
     Returns
     -------
@@ -84,7 +87,7 @@ def map_chunk(
     flat = counts.reshape(-1, energy.size)
     read = time.perf_counter()
     recogniser = cached_recogniser(model, sha256, _worker_threads())
-    result = recogniser.predict(flat, energy)
+    result = recogniser.predict(flat, energy, sector_starts=sector_starts)
     probability = result["probability"]
     present = recogniser.decide(probability, threshold)
     onset = np.where(present, result["onset_energy"], np.nan)

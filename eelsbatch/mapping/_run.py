@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_o
 from eelsbatch.mapping._chunk import map_chunk
 from eelsbatch.mapping._intensity import integration_onset
 from eelsbatch.mapping._layout import blocks, create_maps_store, finish_maps_store, provenance
+from eelsbatch.readout import SECTOR_STARTS_ATTR, check_sector_starts
 
 FOUND_SHARE = 0.01  # an element is "found" where present in at least 1 % of the pixels (or the only spectrum)
 
@@ -58,6 +60,7 @@ def run_map(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    sector_starts: Sequence[int] | None = None,
 ) -> MapSummary:
     """Map every pixel of ``source`` into the maps store ``output``.
 
@@ -79,6 +82,9 @@ def run_map(
         Replace an existing ``output``.
     progress
         Show a progress bar.
+    sector_starts
+        Channels where the detector's readout sectors start (default: the input store's record of them,
+        from ``convert --sector-starts``, else 2 or 4 equal shares of the channels).
     """
     from eelsbatch.model import load_recogniser
 
@@ -88,8 +94,16 @@ def run_map(
     if not (resume and output.exists()):
         prepare_output(output, overwrite)
     store = input_store_for(source, output)
-    counts = open_store(store)["counts"]
+    dataset = open_store(store)
+    counts = dataset["counts"]
     energy = counts["energy"].values
+    if sector_starts is None:
+        sector_starts = dataset.attrs.get(SECTOR_STARTS_ATTR)
+    if sector_starts is not None:
+        try:
+            sector_starts = check_sector_starts(sector_starts, energy.size)
+        except ValueError as error:
+            raise EelsbatchError(source, str(error)) from None
     try:
         recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
     except EelsbatchError as error:
@@ -105,14 +119,14 @@ def run_map(
     else:
         if output.exists():
             shutil.rmtree(output)
-        parameters = {"threshold": threshold, "source": str(source)}
+        parameters = {"threshold": threshold, "source": str(source), "sector_starts": sector_starts}
         create_maps_store(output, counts, recogniser.elements, provenance(store, recogniser, threshold, parameters))
     done = zarr.open_group(str(output), mode="r")["chunk_done"][:]
     pending = [i for i in range(len(all_blocks)) if not done[i]]
     started = time.perf_counter()
     futures = [
         client.submit(map_chunk, str(store), str(output), str(Path(model_path).resolve()), recogniser.sha256,
-                      all_blocks[i], i, threshold, onsets, pure=False, retries=2)
+                      all_blocks[i], i, threshold, onsets, sector_starts, pure=False, retries=2)
         for i in pending
     ]
     timings = {"read": 0.0, "inference": 0.0, "write": 0.0}

@@ -162,10 +162,14 @@ def summarise(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def elements_found(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray) -> list[tuple[str, float]]:
-    """Elements reported (:meth:`Recogniser.decide`) in the sum of the given spectra, with their probabilities, strongest first."""
+def elements_found(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray,
+                   sector_starts: list[int] | None = None) -> list[tuple[str, float]]:
+    """Elements reported (:meth:`Recogniser.decide`) in the sum of the given spectra, with their probabilities, strongest first.
+
+    ``sector_starts``: the detector's readout layout where known (:meth:`Recogniser.predict`).
+    """
     total = np.asarray(counts, dtype=np.float64).reshape(-1, len(energy)).sum(axis=0, keepdims=True)
-    probability = recogniser.predict(total, energy)["probability"]
+    probability = recogniser.predict(total, energy, sector_starts=sector_starts)["probability"]
     reported = recogniser.decide(probability)[0]
     order = np.argsort(-probability[0])
     return [(recogniser.elements[i], float(probability[0, i])) for i in order if reported[i]]

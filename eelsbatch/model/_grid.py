@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -90,7 +91,8 @@ class ModelGrid:
                 f"({self.start_eV:g}-{self.stop_eV:g} eV)"
             )
 
-    def inputs(self, counts: np.ndarray, energy: np.ndarray, readout_boundaries: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def inputs(self, counts: np.ndarray, energy: np.ndarray, readout_boundaries: bool = False,
+               sector_starts: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs for raw spectra: :meth:`resample`, then :meth:`normalise`.
 
         Parameters
@@ -99,6 +101,8 @@ class ModelGrid:
             As for :meth:`resample`.
         readout_boundaries
             Add the third input channel, :meth:`readout_boundaries`.
+        sector_starts
+            As for :meth:`readout_boundaries`.
 
         Returns
         -------
@@ -106,15 +110,16 @@ class ModelGrid:
         mask : (n, points) bool
         """
         density, mask = self.resample(counts, energy)
-        boundaries = self.readout_boundaries(np.asarray(counts).shape[-1], energy) if readout_boundaries else None
+        boundaries = None
+        if readout_boundaries:
+            boundaries = self.readout_boundaries(np.asarray(counts).shape[-1], energy, sector_starts)
         return self.normalise(density, mask, boundaries), mask
 
-    def readout_boundaries(self, channels: int, energy: np.ndarray) -> np.ndarray:
+    def readout_boundaries(self, channels: int, energy: np.ndarray, sector_starts: Sequence[int] | None = None) -> np.ndarray:
         """(1 or n, points) float32: 1 in the grid cells holding a boundary between detector readout sectors.
 
-        A detector read out through several ports steps where one sector ends and the next begins
-        (:func:`eelsbatch.readout.boundary_channels`); marking those cells lets the network tell such a
-        step from an edge.
+        A detector read out through several ports steps where one sector ends and the next begins;
+        marking those cells lets the network tell such a step from an edge.
 
         Parameters
         ----------
@@ -122,9 +127,13 @@ class ModelGrid:
             Channels of the acquisition axis.
         energy
             (channels,) or (n, channels) channel energies in eV.
+        sector_starts
+            Channels (of this axis, 1 to ``channels - 1``) where a readout sector starts, for a known detector
+            layout; empty for a detector read out through one port. Default: every sector start of an
+            axis read out in 2 or 4 equal shares (:func:`eelsbatch.readout.boundary_channels`).
         """
         energy = np.atleast_2d(np.asarray(energy, dtype=np.float64))
-        first = boundary_channels(channels)
+        first = boundary_channels(channels) if sector_starts is None else np.asarray(sector_starts, dtype=np.int64)
         between = (energy[:, first - 1] + energy[:, first]) / 2  # (rows, boundaries)
         cell = np.searchsorted(self.edges, between, side="right") - 1
         on_grid = (cell >= 0) & (cell < self.points)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,10 @@ class Recogniser:
         """Whether the network reads the readout-sector boundaries (a third input channel)."""
         return self.network.reads_readout_boundaries
 
-    def inputs(self, counts: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    def inputs(self, counts: np.ndarray, energy: np.ndarray, sector_starts: Sequence[int] | None = None) -> np.ndarray:
         """Network inputs (n, 2 or 3, points) for raw spectra on the acquisition axis ``energy``.
+
+        ``sector_starts``: the detector's readout layout where known (:meth:`ModelGrid.readout_boundaries`).
 
         Raises
         ------
@@ -120,7 +123,7 @@ class Recogniser:
                 None, f"energy window {energy.min():.0f}-{energy.max():.0f} eV misses the model grid "
                 f"({self.grid.start_eV:g}-{self.grid.stop_eV:g} eV)"
             )
-        inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries)
+        inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries, sector_starts)
         self.grid.check_coverage(mask)
         return inputs
 
@@ -130,7 +133,8 @@ class Recogniser:
         centres = np.arange(self.grid.points // downsampling) * downsampling + (downsampling - 1) / 2
         return np.exp(np.interp(centres, np.arange(self.grid.points), np.log(self.grid.energy)))
 
-    def predict(self, counts: np.ndarray, energy: np.ndarray, batch_size: int | None = None) -> dict[str, np.ndarray]:
+    def predict(self, counts: np.ndarray, energy: np.ndarray, batch_size: int | None = None,
+                sector_starts: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Element probabilities and edge onsets for raw spectra.
 
         Parameters
@@ -141,6 +145,9 @@ class Recogniser:
             (channels,) or (n, channels) channel energies in eV.
         batch_size
             Spectra per forward pass (default ``CPU_BATCH`` on the CPU, ``GPU_BATCH`` on a GPU).
+        sector_starts
+            Channels where the detector's readout sectors start, where known (a spectrum cropped before
+            saving, an unusual port layout); default every start of 2 or 4 equal shares of the channels.
 
         Returns
         -------
@@ -149,7 +156,7 @@ class Recogniser:
             the most likely onset of each element's edge in eV (NaN where the element has no onset
             probability anywhere in the window).
         """
-        inputs = self.inputs(counts, energy)
+        inputs = self.inputs(counts, energy, sector_starts)
         return self.predict_inputs(inputs, batch_size)
 
     def predict_inputs(self, inputs: np.ndarray, batch_size: int | None = None) -> dict[str, np.ndarray]:
