@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import zarr
 
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
 from eelsbatch.model import FORMAT_VERSION, SHIPPED_MODEL, EdgeNet, ModelGrid, Recogniser, load_recogniser
 from eelsbatch.model._data import TrainingStore
-from eelsbatch.model._metrics import exact_match, false_alarm_threshold, per_element_scores
+from eelsbatch.model._metrics import correct_sets, exact_match, false_alarm_threshold, per_element_scores
 from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV, WINDOW_MARGIN_RELATIVE
 from eelsbatch.model._train import _losses, train
 from eelsbatch.model._widen import widen
@@ -375,6 +376,30 @@ def test_shipped_model_finds_nothing_in_the_velox_noise_only_eels(shipped: Recog
     spectra = counts.values.reshape(-1, counts.sizes["energy"]).astype(np.float32)
     reported = shipped.decide(shipped.predict(spectra, counts["energy"].values)["probability"])
     assert not reported.any(), f"signal {signal}: {int(reported.any(axis=1).sum())} of {len(spectra)} pixels report an element"
+
+
+def test_evaluate_scores_a_labelled_store_as_the_recogniser_decides(shipped: Recogniser, tiny_store: Path, tmp_path: Path) -> None:
+    """``evaluate`` on a synthetic store: its figures are those of the recogniser's own decisions against the labels,
+    split by readout sectors, and it writes evaluation.json and evaluation.png."""
+    group = zarr.open_group(str(tiny_store), mode="r")
+    counts = group["spectrum"][:]
+    energy = group["energy_offset"][:][:, None] + group["dispersion"][:][:, None] * np.arange(counts.shape[1])
+    decided = shipped.decide(shipped.predict(counts, energy)["probability"])
+    detectable, present = group["detectable"][:], group["elements"][:]
+    correct = correct_sets(decided, detectable, present)
+    result = _run_cli("evaluate", "--model", str(SHIPPED), "--data", str(tiny_store), "--out", str(tmp_path / "eval"))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert (tmp_path / "eval" / "evaluation.png").stat().st_size > 10_000
+    assert metrics["spectra"] == 96 and metrics["exact_match"] == pytest.approx(correct.mean())
+    assert f"{correct.mean():.4f}" in result.stdout
+    sectors = group["readout_sectors"][:]
+    rows = {row["sectors"]: row for row in metrics["accuracy_vs_readout_sectors"]}
+    assert set(rows) == set(np.unique(sectors).tolist())
+    for n, row in rows.items():
+        assert row["count"] == (sectors == n).sum() and row["accuracy"] == pytest.approx(correct[sectors == n].mean())
+        edge_free = ~present.any(axis=1) & (sectors == n)
+        assert row["no_element_with_a_false_element"] == decided[edge_free].any(axis=1).sum()
 
 
 def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:

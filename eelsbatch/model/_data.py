@@ -25,8 +25,9 @@ class Batch:
     present: np.ndarray  # (n, elements) bool, every element with an edge in the window
     tags: np.ndarray  # (n, steps) int64: 0 none, 1 + element index where a detectable element's edge starts
     onset_energy: np.ndarray  # (n, elements) float32 nominal onset energy in eV (NaN where none)
-    snr: np.ndarray
-    dose: np.ndarray
+    snr: np.ndarray  # (n, elements) float32 edge SNR as an analyst measures it
+    dose: np.ndarray  # (n,) counts per channel at the window start
+    readout_sectors: np.ndarray  # (n,) ports the spectrum was read out through (1, 2 or 4)
 
     def take(self, index: np.ndarray | slice) -> Batch:
         """The samples ``index`` selects (a mask, an order or a slice), every field alike."""
@@ -114,6 +115,7 @@ class TrainingStore:
             inputs=inputs, detectable=detectable.astype(np.float32),
             present=group["elements"][start:stop][:, self.columns], tags=tags, onset_energy=onset,
             snr=group["snr"][start:stop][:, self.columns], dose=group["dose"][start:stop],
+            readout_sectors=group["readout_sectors"][start:stop] if "readout_sectors" in group else np.ones(len(counts), np.int64),
         )
         return batch.take(covered)
 

@@ -23,8 +23,39 @@ def _binned_accuracy(values: np.ndarray, correct: np.ndarray, edges: np.ndarray)
     return rows
 
 
-def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | None = None) -> dict:
+def predict_store(recogniser: Recogniser, data: str | Path) -> dict[str, np.ndarray]:
+    """The recogniser's outputs on every spectrum of a labelled synthetic store, with the labels.
+
+    Returns
+    -------
+    dict
+        ``probability`` and ``onset_energy`` (:meth:`Recogniser.predict`); the labels ``detectable`` and
+        ``present`` (bool), ``onset_truth`` (eV), ``snr`` (spectra, elements); ``dose`` and ``readout_sectors`` (spectra,).
+    """
+    store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling,
+                          recogniser.readout_boundaries)
+    keys = ("probability", "onset_energy", "detectable", "present", "onset_truth", "snr", "dose", "readout_sectors")
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    for batch in store.batches(store.chunk_starts()):
+        result = recogniser.predict_inputs(batch.inputs)
+        for key, values in zip(keys, (result["probability"], result["onset_energy"], batch.detectable > 0.5, batch.present,
+                                      batch.onset_energy, batch.snr, batch.dose, batch.readout_sectors)):
+            columns[key].append(values)
+    return {key: np.concatenate(values) for key, values in columns.items()}
+
+
+def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | None = None,
+                   predictions: dict[str, np.ndarray] | None = None) -> dict:
     """Metrics of ``recogniser`` on a synthetic store with labels.
+
+    Parameters
+    ----------
+    recogniser, data
+        The model and the labelled store.
+    threshold
+        Presence threshold (default: the model's).
+    predictions
+        :func:`predict_store`'s result where already computed.
 
     Returns
     -------
@@ -33,25 +64,15 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         outside the specimen; a present element too faint to be detectable may be reported or not),
         with the recogniser's decision (:meth:`Recogniser.decide`) and with the threshold alone,
         also strictly against ``detectable`` and against ``present`` (every element with an edge in the window),
-        per-element precision/recall/F1, onset error in eV, accuracy against jump ratio and dose,
-        the most confused element pairs, and the expected calibration error.
+        per-element precision/recall/F1, onset error in eV, accuracy against jump ratio, dose and readout
+        sectors, the most confused element pairs, and the expected calibration error.
     """
     threshold = recogniser.threshold if threshold is None else threshold
+    predictions = predict_store(recogniser, data) if predictions is None else predictions
+    probability, onset, detectable, present, onset_truth, snr, dose, sectors = (predictions[key] for key in (
+        "probability", "onset_energy", "detectable", "present", "onset_truth", "snr", "dose", "readout_sectors"))
     store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling,
                           recogniser.readout_boundaries)
-    probability, onset, detectable, present, onset_truth, snr, dose = [], [], [], [], [], [], []
-    for batch in store.batches(store.chunk_starts()):
-        result = recogniser.predict_inputs(batch.inputs)
-        probability.append(result["probability"])
-        onset.append(result["onset_energy"])
-        detectable.append(batch.detectable > 0.5)
-        present.append(batch.present)
-        onset_truth.append(batch.onset_energy)
-        snr.append(batch.snr)
-        dose.append(batch.dose)
-    probability, onset, detectable, present, onset_truth, snr, dose = map(
-        np.concatenate, (probability, onset, detectable, present, onset_truth, snr, dose)
-    )
     predicted = recogniser.decide(probability, threshold)
     scores = per_element_scores(predicted, detectable, present)
     correct = correct_sets(predicted, detectable, present)
@@ -90,6 +111,12 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         "expected_calibration_error": expected_calibration_error(probability, detectable, scored=scored_entries(detectable, present)),
         "accuracy_vs_weakest_edge_snr": _binned_accuracy(weakest, correct, np.array([0, 2, 5, 10, 20, 50, 100, np.inf])),
         "accuracy_vs_dose": _binned_accuracy(dose, correct, np.array([0, 1e3, 3e3, 1e4, 3e4, 1e5, np.inf])),
+        "accuracy_vs_readout_sectors": [
+            {"sectors": int(n), "count": int((sectors == n).sum()), "accuracy": float(correct[sectors == n].mean()),
+             "no_element_spectra": int((edge_free & (sectors == n)).sum()),
+             "no_element_with_a_false_element": int(predicted[edge_free & (sectors == n)].any(axis=1).sum())}
+            for n in np.unique(sectors)
+        ],
         "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),
         "most_confused": [{"missed": a, "reported_instead": b, "count": n} for (a, b), n in top],
     }
@@ -156,6 +183,9 @@ def summarise(metrics: dict) -> str:
         f"micro F1: {metrics['micro_f1']:.4f}; expected calibration error: {metrics['expected_calibration_error']:.4f}",
         f"onset error: median {metrics['onset_error_eV']['median']} eV, 90th percentile {metrics['onset_error_eV']['p90']} eV",
         f"spectra with no element in the window given a false element: {metrics['no_element_false_positive_rate']}",
+        "by readout: " + "; ".join(f"{r['sectors']} sector(s) {r['accuracy']:.4f} of {r['count']}, "
+                                   f"{r['no_element_with_a_false_element']} of {r['no_element_spectra']} edge-free with a false element"
+                                   for r in metrics["accuracy_vs_readout_sectors"]),
         "weakest F1: " + ", ".join(f"{e} {s['f1']:.2f}" for e, s in worst),
         "most confused (missed -> reported): " + ", ".join(f"{c['missed']}->{c['reported_instead']} ({c['count']})" for c in metrics["most_confused"][:6]),
     ]
