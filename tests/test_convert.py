@@ -239,6 +239,7 @@ def test_sector_starts_are_recorded_and_checked(instrument_dir: Path, tmp_path: 
     assert result.returncode == 0, result.stderr
     assert zarr.open_group(str(output), mode="r").attrs["readout_sector_starts"] == [700, 1500]
     assert open_spectrum_image(output).attrs["readout_sector_starts"] == [700, 1500]
+    assert "readout sectors start at channels: 700, 1500" in _cli("info", str(output)).stdout
     for given, problem in (("2048", "sector start 2048 is outside the energy axis's channels 1 to 2047"),
                            ("12a", "sector start '12a' is not a channel number")):
         _assert_one_line_error(_cli("convert", str(instrument_dir / "EELS_SI.dm4"), str(tmp_path / "bad.zarr"),

@@ -9,6 +9,7 @@ import xarray as xr
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io._reader import list_signals, open_spectrum_image
 from eelsbatch.io._store import COMPLETE_ATTR, KIND_ATTR, _group
+from eelsbatch.readout import SECTOR_STARTS_ATTR
 
 ACQUISITION_ATTRS = ("beam_energy_keV", "convergence_angle_mrad", "collection_angle_mrad", "dispersion_eV")
 
@@ -24,6 +25,9 @@ def _describe_counts(counts: xr.DataArray) -> list[str]:
         lines.append(f"chunks: {', '.join(f'{dim}={sizes[0]}' for dim, sizes in zip(counts.dims, counts.chunks))}")
     source = {**counts.attrs}
     lines += [f"{key}: {source[key]:.6g}" for key in ACQUISITION_ATTRS if key in source]
+    if SECTOR_STARTS_ATTR in source:
+        starts = source[SECTOR_STARTS_ATTR]
+        lines.append(f"readout sectors start at channels: {', '.join(map(str, starts)) or 'none (one port)'}")
     return lines
 
 
