@@ -10,7 +10,8 @@ spectrum image, which is what ``map`` feeds it):
 2. the same with PyTorch dynamic int8 quantisation of the LSTM and Linear layers, with the largest
    probability difference from float32 and whether any above-threshold decision changed (a speed
    option, reported only: the shipped path is float32);
-3. a GPU section when CUDA is available, naming the device.
+3. a GPU section when CUDA is available, naming the device: ``predict`` with the inputs prepared on the GPU (its
+   default there, :class:`~eelsbatch.model._device_inputs.DeviceInputs`) and, for comparison, on the CPU.
 
 Prints a table and writes ``benchmarks/results/inference.json``. Goal (issue 4/5): at least
 ~1,500 spectra/s for ``predict`` on 2 CPU threads, so that ``map`` reaches 1,000 spectra/s end to
@@ -60,7 +61,7 @@ def _rate(function, n: int, repeats: int) -> float:
     return n / best
 
 
-def _measure(recogniser, counts: np.ndarray, energy: np.ndarray, repeats: int) -> list[dict]:
+def _measure(recogniser, counts: np.ndarray, energy: np.ndarray, repeats: int, on_gpu: bool = False) -> list[dict]:
     inputs = recogniser.inputs(counts, energy)
     rows = []
     for batch_size in BATCH_SIZES:
@@ -68,6 +69,9 @@ def _measure(recogniser, counts: np.ndarray, energy: np.ndarray, repeats: int) -
         network = _rate(lambda: recogniser.predict_inputs(inputs, batch_size=batch_size), len(counts), repeats)
         rows.append({"batch_size": batch_size, "predict_spectra_per_s": predict, "network_spectra_per_s": network,
                      "preprocessing_share": 1.0 - predict / network})
+        if on_gpu:  # predict's default there prepares the inputs on the GPU; the CPU's preparation for comparison
+            rows[-1]["predict_inputs_prepared_on_cpu_spectra_per_s"] = _rate(
+                lambda: recogniser.predict(counts, energy, batch_size=batch_size, prepare_on_device=False), len(counts), repeats)
     return rows
 
 
@@ -133,8 +137,10 @@ def main() -> None:
     if torch.cuda.is_available():
         results["gpu_device"] = torch.cuda.get_device_name(0)
         recogniser.to("cuda")
-        results["gpu_float32"] = _measure(recogniser, counts, energy, arguments.repeats)
-        _print_table(f"GPU {results['gpu_device']} float32", results["gpu_float32"])
+        results["gpu_float32"] = _measure(recogniser, counts, energy, arguments.repeats, on_gpu=True)
+        _print_table(f"GPU {results['gpu_device']} float32, inputs prepared on the GPU", results["gpu_float32"])
+        print("predict with the inputs prepared on the CPU instead: " + ", ".join(
+            f"batch {row['batch_size']} {row['predict_inputs_prepared_on_cpu_spectra_per_s']:.0f}" for row in results["gpu_float32"]))
     else:
         results["gpu_device"] = None
         print("\nno CUDA device: GPU section skipped")

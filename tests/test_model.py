@@ -115,6 +115,25 @@ def test_readout_boundaries_mark_the_grid_cells_where_a_sector_starts() -> None:
     assert not grid.inputs(counts, energy, readout_boundaries=True, sector_starts=[])[0][:, 2].any()
 
 
+@pytest.mark.parametrize("sector_starts", [None, [700], []])
+def test_inputs_prepared_on_the_device_equal_the_cpu_preparation(shipped: Recogniser, sector_starts) -> None:
+    """The GPU path (rebinning and normalisation as tensors on the network's device), run here on the CPU device,
+    gives the numpy path's inputs and probabilities, the readout marks, masked cells and degenerate spectra included."""
+    data = generate(40, seed=8, window=(280.0, 0.5))
+    energy = 280.0 + 0.5 * np.arange(2048)
+    counts = data["spectrum"]
+    counts[0], counts[1], counts[2, ::2] = 0.0, -1.0, 0.0  # empty, negative (dark over-subtracted), half empty
+    expected = shipped.inputs(counts, energy, sector_starts)
+    prepared = shipped.device_inputs(energy, sector_starts)(torch.from_numpy(counts)).numpy()
+    np.testing.assert_allclose(prepared, expected, atol=5e-5)
+    on_device = shipped.predict(counts, energy, sector_starts=sector_starts, prepare_on_device=True)
+    on_cpu = shipped.predict(counts, energy, sector_starts=sector_starts, prepare_on_device=False)
+    np.testing.assert_allclose(on_device["probability"], on_cpu["probability"], atol=5e-5)
+    np.testing.assert_array_equal(on_device["onset_energy"], on_cpu["onset_energy"])
+    with pytest.raises(EelsbatchError, match="misses the model grid"):
+        shipped.device_inputs(3500.0 + np.arange(256.0))
+
+
 def test_window_missing_the_grid_is_an_error() -> None:
     recogniser = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS))
     counts = np.ones((2, 1024), np.float32)
