@@ -133,6 +133,7 @@ def synth(
     dispersion: Annotated[Optional[float], typer.Option(help="Fixed dispersion in eV/channel (default: drawn; 0.5 for images).")] = None,
     blank_probability: Annotated[Optional[float], typer.Option(help="Share of blank readouts, pixels with no specimen (default: the forward model's, 0.03; a training-set knob).")] = None,
     sector_probability: Annotated[Optional[float], typer.Option(help="Share of spectra read out through 2 or 4 detector ports with their own gains (default: the forward model's, 0.1; a training-set knob).")] = None,
+    cropped_probability: Annotated[Optional[float], typer.Option(help="Of those, the share saved cropped from a longer detector axis, their steps off the equal shares (default 0; a training-set knob).")] = None,
     preview: Annotated[Optional[Path], typer.Option(help="Also write a PNG of a few spectra with their edges marked.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
     scheduler: SchedulerOption = None,
@@ -158,7 +159,8 @@ def synth(
 
     if n < 1:
         raise EelsbatchError(None, f"--n must be a positive number of spectra, not {n}")
-    shares = {name: value for name, value in {"blank_probability": blank_probability, "sector_probability": sector_probability}.items()
+    shares = {name: value for name, value in {"blank_probability": blank_probability, "sector_probability": sector_probability,
+                                            "cropped_probability": cropped_probability}.items()
               if value is not None}
     for name, value in shares.items():
         if not 0.0 <= value <= 1.0:

@@ -14,6 +14,7 @@ from distributed import Client, LocalCluster
 from eelsbatch.cli import main
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import open_store
+from eelsbatch.readout import boundary_channels, sector_starts
 from eelsbatch.synth import STRONG, Quality, generate, simulate, write_spectrum_image, write_training_set
 
 
@@ -86,6 +87,27 @@ def test_readout_sectors_are_gain_steps_at_the_sector_boundaries_and_leave_the_o
     assert seen == {2, 4}
 
 
+def test_cropped_readouts_step_where_the_longer_detector_axis_has_its_sector_starts() -> None:
+    """``cropped_probability``: the spectrum was saved from a longer detector axis, so the gain steps fall at that
+    axis's sector starts less the crop offset, not at the saved axis's equal shares; the labels stay."""
+    cropped, plain = Quality(sector_probability=1.0, cropped_probability=1.0), Quality(sector_probability=0.0)
+    off_the_shares = 0
+    for i in range(12):
+        a = simulate(np.random.default_rng([10, i]), 1024, ["Fe", "O"], (450.0, 0.5), cropped)
+        b = simulate(np.random.default_rng([10, i]), 1024, ["Fe", "O"], (450.0, 0.5), plain)
+        assert a["detector_channels"] > 1024 and 0 <= a["readout_offset"] <= a["detector_channels"] - 1024
+        starts = sector_starts(a["detector_channels"], a["readout_sectors"]) - a["readout_offset"]
+        starts = starts[(starts > 0) & (starts < 1024)]
+        steps = np.flatnonzero(np.abs(np.diff(a["expected"] / b["expected"])) > 1e-6) + 1
+        np.testing.assert_array_equal(steps, starts)
+        off_the_shares += not set(steps.tolist()) <= set(boundary_channels(1024).tolist())
+        for key in ("present", "detectable", "snr", "onset_label"):
+            np.testing.assert_array_equal(a[key], b[key])
+    assert off_the_shares >= 10
+    default = simulate(np.random.default_rng([10, 0]), 1024, ["Fe", "O"], (450.0, 0.5), Quality(sector_probability=1.0))
+    assert default["detector_channels"] == 1024 and default["readout_offset"] == 0
+
+
 def test_same_seed_gives_same_data_on_any_workers_and_chunking(dask_client: Client, tmp_path: Path) -> None:
     write_training_set(tmp_path / "two.zarr", 120, 42, dask_client, chunk_size=50)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as one:
@@ -122,6 +144,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["--energy-offset", "5000", "--dispersion", "0.5"], "lies outside the edge table's 50-3000 eV"),
         (["--sector-probability", "1.5"], "--sector-probability must lie between 0 and 1, not 1.5"),
         (["--blank-probability", "-0.1"], "--blank-probability must lie between 0 and 1, not -0.1"),
+        (["--cropped-probability", "2"], "--cropped-probability must lie between 0 and 1, not 2.0"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_store(
@@ -147,13 +170,14 @@ def test_bad_input_through_the_interpreter_is_one_line(tmp_path: Path) -> None:
 
 def test_preview_png_is_written_and_the_blank_and_sector_shares_are_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
     arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10", "--sector-probability", "1", "--blank-probability", "1",
-                 "--scheduler", dask_client.scheduler.address, "--preview", str(tmp_path / "p.png")]
+                 "--cropped-probability", "1", "--scheduler", dask_client.scheduler.address, "--preview", str(tmp_path / "p.png")]
     monkeypatch.setattr(sys, "argv", ["eelsbatch", *arguments])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code in (0, None)
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     store = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
-    assert store.sizes["sample"] == 20 and "blank_probability=1.0, sector_probability=1.0" in store.attrs["quality"]
+    assert store.sizes["sample"] == 20 and "blank_probability=1.0, sector_probability=1.0, cropped_probability=1.0" in store.attrs["quality"]
+    assert (store["detector_channels"].values > 2048).all()  # every one saved cropped from a longer detector axis
     assert set(store["readout_sectors"].values) <= {2, 4}  # every spectrum read out through several ports
     assert not store["elements"].values.any()  # and every one a blank readout

@@ -29,7 +29,9 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
    counts rms and a dark offset or its subtraction residual; no element is present.
 7. Readout sectors (10 % of spectra, blank readouts too): the detector is read out through 2 or 4
    ports whose gains differ by up to 4 %, a step in the counts at the sector boundaries (the middle
-   channel, or the quarters) that is not an edge.
+   channel, or the quarters) that is not an edge. A share of them (``cropped_probability``, 0 by default)
+   was saved cropped from a longer detector axis (``detector_channels``, from channel ``readout_offset``),
+   so that their steps fall where the saved axis's equal shares do not.
 
 Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
 ``detectable`` (present and edge SNR >= 5, the Rose criterion, with the SNR of the edge over the
@@ -69,6 +71,7 @@ class Quality:
     spike_probability: float = 0.03
     blank_probability: float = 0.03
     sector_probability: float = 0.1
+    cropped_probability: float = 0.0  # of the spectra read out through several ports: saved cropped, steps off the equal shares
 
 
 DEFAULT_QUALITY = Quality()
@@ -302,11 +305,15 @@ def simulate(
     if blank:
         expected, counts = _blank_readout(rng, channels)
         present[:], snr[:], jump[:], onset_label[:] = False, 0.0, 0.0, -1
-    sectors = 1
+    sectors, detector_channels, readout_offset = 1, channels, 0
     if rng.random() < quality.sector_probability:  # drawn last, likewise
         sectors = int(READOUT_SECTORS[rng.integers(len(READOUT_SECTORS))])
         gains = np.concatenate([[1.0], 1.0 + rng.uniform(-SECTOR_GAIN, SECTOR_GAIN, sectors - 1)])
-        sector_gain = gains[np.searchsorted(sector_starts(channels, sectors), np.arange(channels), side="right")]
+        if quality.cropped_probability and rng.random() < quality.cropped_probability:  # saved from a longer detector axis
+            detector_channels = channels + int(rng.integers(1, channels + 1))
+            readout_offset = int(rng.integers(0, detector_channels - channels + 1))
+        starts = sector_starts(detector_channels, sectors) - readout_offset
+        sector_gain = gains[np.searchsorted(starts, np.arange(channels), side="right")]
         expected, counts = expected * sector_gain, counts * sector_gain
     return {
         "spectrum": counts.astype(np.float32),
@@ -327,5 +334,7 @@ def simulate(
         "dark_offset": float(dark),
         "spikes": spikes,
         "readout_sectors": sectors,
+        "detector_channels": detector_channels,
+        "readout_offset": readout_offset,
         **low_loss,
     }

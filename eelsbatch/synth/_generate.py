@@ -13,7 +13,7 @@ from eelsbatch.synth._forward import DEFAULT_QUALITY, Quality, simulate
 
 PER_SAMPLE = (
     "energy_offset", "dispersion", "energy_shift", "dispersion_error", "background_exponent", "dose",
-    "gain_nonuniformity", "read_noise", "dark_offset", "spikes", "readout_sectors", "thickness", "plasmon_energy",
+    "gain_nonuniformity", "read_noise", "dark_offset", "spikes", "readout_sectors", "detector_channels", "readout_offset", "thickness", "plasmon_energy",
     "resolution",
 )
 PER_ELEMENT = ("present", "detectable", "snr", "jump_ratio")
