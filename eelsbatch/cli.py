@@ -104,8 +104,9 @@ def convert(
 
     chunk_sizes = _parse_sizes(chunks, "--chunks") if chunks else None
     counts = open_spectrum_image(input, signal=signal)
-    if sector_starts is not None:
-        counts.attrs[SECTOR_STARTS_ATTR] = _sector_starts(sector_starts, input, counts.sizes["energy"])
+    starts = _sector_starts(sector_starts, input, channels=counts.sizes["energy"])
+    if starts is not None:
+        counts.attrs[SECTOR_STARTS_ATTR] = starts
     write_store(counts, output, chunks=chunk_sizes, overwrite=overwrite)
     typer.echo(f"wrote {output} ({', '.join(f'{d}={n}' for d, n in counts.sizes.items())})")
 
@@ -250,8 +251,7 @@ def evaluate(
     from eelsbatch.readout import SECTOR_STARTS_ATTR
 
     counts = open_spectrum_image(data, signal=signal)
-    starts = counts.attrs.get(SECTOR_STARTS_ATTR) if sector_starts is None else sector_starts
-    starts = None if starts is None else _sector_starts(starts, data, counts.sizes["energy"])
+    starts = _sector_starts(sector_starts, data, counts.attrs.get(SECTOR_STARTS_ATTR), counts.sizes["energy"])
     found = elements_found(recogniser, counts.values, counts["energy"].values, starts)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
     typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none reported"))
@@ -301,7 +301,7 @@ def map_command(
                               walltime, cores, memory, jobs, gpus_per_job)
     with open_client(options) as client:
         summary = run_map(input, output, model, client, threshold, resume, overwrite,
-                          sector_starts=None if sector_starts is None else _sector_starts(sector_starts, input))
+                          sector_starts=_sector_starts(sector_starts, input))
     typer.echo(
         f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
         f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "
@@ -349,13 +349,15 @@ def demo(
     typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")
 
 
-def _sector_starts(given: str | list[int], source: Path, channels: int | None = None) -> list[int]:
-    """``--sector-starts`` (text, or a store's record) as channels, checked against the axis where ``channels`` is given."""
-    from eelsbatch.readout import check_sector_starts, parse_sector_starts
+def _sector_starts(text: str | None, source: Path, recorded: list[int] | None = None,
+                   channels: int | None = None) -> list[int] | None:
+    """``--sector-starts`` parsed, else the ``recorded`` layout; checked against the axis where ``channels`` is known
+    (:func:`eelsbatch.readout.chosen_sector_starts`). A one-line error naming ``source`` for a bad one."""
+    from eelsbatch.readout import chosen_sector_starts, parse_sector_starts
 
     try:
-        starts = parse_sector_starts(given) if isinstance(given, str) else list(given)
-        return starts if channels is None else check_sector_starts(starts, channels)
+        given = None if text is None else parse_sector_starts(text)
+        return given if channels is None else chosen_sector_starts(given, recorded, channels)
     except ValueError as error:
         raise EelsbatchError(source, f"--sector-starts: {error}") from None
 

@@ -37,7 +37,7 @@ def parse_sector_starts(text: str) -> list[int]:
     Raises
     ------
     ValueError
-        If an entry is not a positive integer (the message says which).
+        If an entry is not an integer (the message says which).
     """
     if text.strip().lower() == "none":
         return []
@@ -47,7 +47,7 @@ def parse_sector_starts(text: str) -> list[int]:
             starts.append(int(entry))
         except ValueError:
             raise ValueError(f"sector start {entry.strip()!r} is not a channel number (give e.g. 1024, 512,1024,1536 or none)") from None
-    return sorted(set(starts))
+    return starts
 
 
 def check_sector_starts(starts: Sequence[int], channels: int) -> list[int]:
@@ -62,3 +62,10 @@ def check_sector_starts(starts: Sequence[int], channels: int) -> list[int]:
         if not 1 <= int(channel) < channels:
             raise ValueError(f"readout sector start {channel} is outside the energy axis's channels 1 to {channels - 1}")
     return sorted({int(channel) for channel in starts})
+
+
+def chosen_sector_starts(given: Sequence[int] | None, recorded: Sequence[int] | None, channels: int) -> list[int] | None:
+    """The layout to mark: ``given`` (an option), else ``recorded`` (a store's ``SECTOR_STARTS_ATTR``), checked against
+    an axis of ``channels`` (:func:`check_sector_starts`); None where neither is known (every equal-share start)."""
+    starts = recorded if given is None else given
+    return None if starts is None else check_sector_starts(starts, channels)

@@ -19,7 +19,7 @@ from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_o
 from eelsbatch.mapping._chunk import map_chunk
 from eelsbatch.mapping._intensity import integration_onset
 from eelsbatch.mapping._layout import blocks, create_maps_store, finish_maps_store, provenance
-from eelsbatch.readout import SECTOR_STARTS_ATTR, check_sector_starts
+from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
 
 FOUND_SHARE = 0.01  # an element is "found" where present in at least 1 % of the pixels (or the only spectrum)
 
@@ -97,13 +97,10 @@ def run_map(
     dataset = open_store(store)
     counts = dataset["counts"]
     energy = counts["energy"].values
-    if sector_starts is None:
-        sector_starts = dataset.attrs.get(SECTOR_STARTS_ATTR)
-    if sector_starts is not None:
-        try:
-            sector_starts = check_sector_starts(sector_starts, energy.size)
-        except ValueError as error:
-            raise EelsbatchError(source, str(error)) from None
+    try:
+        sector_starts = chosen_sector_starts(sector_starts, dataset.attrs.get(SECTOR_STARTS_ATTR), energy.size)
+    except ValueError as error:
+        raise EelsbatchError(source, str(error)) from None
     try:
         recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
     except EelsbatchError as error:

@@ -31,6 +31,7 @@ class DeviceInputs:
 
     def __init__(self, grid: ModelGrid, energy: np.ndarray, boundaries: np.ndarray | None, device: torch.device) -> None:
         rebin, mask = _rebinning_matrix(np.asarray(energy, dtype=np.float64), grid.edges)
+        self.mask = mask  # (points,) bool: grid cells wholly inside the acquired window
         valid = np.flatnonzero(mask)
         self.floor = grid.floor
         self.cells = torch.from_numpy(valid).to(device)

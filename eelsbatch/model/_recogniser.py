@@ -141,10 +141,10 @@ class Recogniser:
             If the acquisition window misses the model grid.
         """
         energy = self._checked_energy(energy)
-        _, mask = self.grid.resample(np.zeros((1, energy.size), np.float32), energy)
-        self.grid.check_coverage(mask)
         boundaries = self.grid.readout_boundaries(energy.size, energy, sector_starts)[0] if self.readout_boundaries else None
-        return DeviceInputs(self.grid, energy, boundaries, self.device)
+        prepare = DeviceInputs(self.grid, energy, boundaries, self.device)
+        self.grid.check_coverage(prepare.mask[None])
+        return prepare
 
     def step_energies(self) -> np.ndarray:
         """Energy (eV) at the centre of each network step."""
