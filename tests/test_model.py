@@ -312,15 +312,17 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_format_2_models_load_with_two_inputs(tmp_path: Path) -> None:
-    """A model saved before the readout-boundary input (format 2, no ``inputs`` in its architecture) still loads and runs."""
+    """A model saved before the readout-boundary input and the minor read-out families (format 2, neither ``inputs``
+    nor ``families`` in its architecture) still loads and runs."""
     torch.manual_seed(4)
-    two = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8, inputs=2), list(ELEMENTS))
+    two = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8, inputs=2, families=4),
+                     list(ELEMENTS))
     two.save(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "config.json").read_text())
-    del config["architecture"]["inputs"]
+    del config["architecture"]["inputs"], config["architecture"]["families"]
     (tmp_path / "old" / "config.json").write_text(json.dumps({**config, "format_version": 2}))
     loaded = load_recogniser(tmp_path / "old")
-    assert loaded.network.sizes["inputs"] == 2 and not loaded.readout_boundaries
+    assert loaded.network.sizes["inputs"] == 2 and loaded.network.sizes["families"] == 4 and not loaded.readout_boundaries
     energy = 400.0 + 0.5 * np.arange(2048)
     counts = np.random.default_rng(2).poisson(1e3 * (energy / 400.0) ** -3, size=(3, 2048)).astype(np.float32)
     assert loaded.inputs(counts, energy).shape == (3, 2, ModelGrid().points)
@@ -498,32 +500,39 @@ def test_fine_tuning_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path)
 
 def test_widening_keeps_every_output(shipped: Recogniser) -> None:
     """The widened network computes what the trained one does, with more parameters to train; an added
-    readout-boundary input starts with zero weights, so it changes nothing either."""
+    readout-boundary input or read-out family (L1, M2,3) starts with zero weights, so it changes nothing either."""
     rng = np.random.default_rng(3)
     inputs = torch.from_numpy(rng.normal(size=(6, 3, shipped.grid.points)).astype(np.float32))
     inputs[:, 1] = torch.from_numpy(rng.random((6, shipped.grid.points)) > 0.3)
     inputs[:, 2] = torch.from_numpy(rng.random((6, shipped.grid.points)) > 0.99)  # any marks
     sizes = shipped.network.sizes
-    wide = widen(shipped.network, width=sizes["width"] + 16, hidden=sizes["hidden"] + 8, evidence=sizes["evidence"] + 8,
-                 inputs=sizes["inputs"]).eval()
+
+    def built(**new_sizes: int) -> EdgeNet:
+        return EdgeNet.build(shipped.elements, shipped.grid, **new_sizes)
+
+    wide = widen(shipped.network, built(**{**sizes, "width": sizes["width"] + 16, "hidden": sizes["hidden"] + 8,
+                                            "evidence": sizes["evidence"] + 8})).eval()
     torch.manual_seed(5)
-    two_inputs = EdgeNet.build(shipped.elements, shipped.grid, width=16, hidden=16, evidence=8, inputs=2).eval()
-    with_boundaries = widen(two_inputs, **{**two_inputs.sizes, "inputs": 3}).eval()
+    narrow = built(width=16, hidden=16, evidence=8, inputs=2, families=4).eval()
+    with_more = widen(narrow, built(width=16, hidden=16, evidence=8, inputs=3, families=6)).eval()
     with torch.inference_mode():
         for narrow_output, wide_output in zip(shipped.network(inputs), wide(inputs)):
             assert torch.allclose(narrow_output, wide_output, atol=1e-4)
-        for two_output, three_output in zip(two_inputs(inputs[:, :2]), with_boundaries(inputs)):
-            assert torch.allclose(two_output, three_output, atol=1e-5)
+        for narrow_output, more_output in zip(narrow(inputs[:, :2]), with_more(inputs)):
+            assert torch.allclose(narrow_output, more_output, atol=1e-5)
+    assert with_more.slot_valid[:, 4:].any()  # the added families are read where the elements have such edges
 
     def count(network: EdgeNet) -> int:
         return sum(p.numel() for p in network.parameters())
 
-    fresh_wide = EdgeNet.build(shipped.elements, shipped.grid, **wide.sizes)
-    assert count(wide) == count(fresh_wide) > count(shipped.network)  # the new sizes, all of them trainable
-    with pytest.raises(ValueError, match="narrow"):
-        widen(shipped.network, **{**sizes, "width": sizes["width"] - 16})
-    with pytest.raises(ValueError, match="narrow"):
-        widen(shipped.network, **{**sizes, "inputs": 2})
+    assert count(wide) == count(built(**wide.sizes)) > count(shipped.network)  # the new sizes, all of them trainable
+    for smaller in ({"width": 8}, {"inputs": 2}, {"families": 4}):
+        with pytest.raises(ValueError, match="narrow"):
+            widen(with_more, built(**{**with_more.sizes, **smaller}))
+    with pytest.raises(ValueError, match="other slots"):
+        widen(narrow, EdgeNet.build(shipped.elements[::-1], shipped.grid, width=16, hidden=16, evidence=8, inputs=2, families=4))
+    with pytest.raises(ValueError, match="read-out families"):
+        built(families=5)
 
 
 def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Path) -> None:
@@ -531,7 +540,7 @@ def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Pa
     tuned = train(tiny_store, tmp_path / "wide", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
                   threads=1, init_from=start, learning_rate=1e-9, chunks_per_epoch=1, sizes={"hidden": 56})
     reloaded = load_recogniser(tmp_path / "wide")
-    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16, "inputs": 3}
+    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16, "inputs": 3, "families": 6}
     inputs = torch.from_numpy(TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), EdgeNet.downsampling).read(0, 8).inputs)
     with torch.inference_mode():  # a negligible learning rate: the widened model still answers as the starting one
         assert torch.allclose(reloaded.network(inputs)[0], load_recogniser(start).network.eval()(inputs)[0], atol=1e-4)

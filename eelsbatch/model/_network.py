@@ -12,14 +12,18 @@ from eelsbatch.edges import MAJOR_FAMILIES, edges_of
 from eelsbatch.model._grid import ModelGrid
 
 FAMILIES = tuple(MAJOR_FAMILIES)  # one read-out slot per major family: K, L2,3, M4,5, N4,5
+# read-out families: the major ones, then the minor L1 and M2,3 edges that can tell apart two elements whose major
+# edges coincide (Cu L1 at 1096 eV beside Cu L2,3 and Pr M4,5 at 931 eV); a network reads the first ``families`` of them
+READOUT_FAMILIES = (*FAMILIES, "L1", "M2,3")
 WINDOW_MARGIN_EV = 12.0  # chemical shift (<= 4 eV) + energy offset error (<= 5 eV) + slack
 WINDOW_MARGIN_RELATIVE = 0.01  # dispersion error (0.5 %) + slack
 WINDOW_KERNELS = (3, 5, 9, 17, 33)  # max-pool widths (steps) available to the read-out windows
 PRIOR_LOGIT = -3.5  # initial presence logit: each element is in a few % of the training spectra
 
 
-def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int) -> dict[str, torch.Tensor]:
-    """Where, on the network's steps, each element's major edges can start (from the edge table).
+def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int,
+               families: int = len(READOUT_FAMILIES)) -> dict[str, torch.Tensor]:
+    """Where, on the network's steps, each element's edges of each read-out family can start (from the edge table).
 
     Parameters
     ----------
@@ -29,6 +33,8 @@ def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int) -
         The model's element vocabulary.
     downsampling
         Grid cells per network step.
+    families
+        How many of ``READOUT_FAMILIES`` to read out: 4 (the major families) or 6 (and L1, M2,3).
 
     Returns
     -------
@@ -40,10 +46,10 @@ def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int) -
     """
     steps = (len(grid_edges) - 1) // downsampling
     boundaries = grid_edges[::downsampling][: steps + 1]
-    shape = (len(elements), len(FAMILIES))
+    shape = (len(elements), families)
     slot_step, slot_kernel, slot_valid = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, bool)
     for i, element in enumerate(elements):
-        for j, family in enumerate(FAMILIES):
+        for j, family in enumerate(READOUT_FAMILIES[:families]):
             onsets = [edge.onset_eV for edge in edges_of(element) if edge.family == family]
             if not onsets or not boundaries[0] <= min(onsets) < boundaries[-1]:
                 continue
@@ -72,7 +78,7 @@ class EdgeNet(nn.Module):
 
     - ``onset`` (batch, steps): logit that a detectable edge starts in the step;
     - ``presence`` (batch, elements): logit that each element is present, from the evidence max-pooled
-      and the onset probability over a window around each of the element's tabulated major-edge onsets (one slot per family,
+      and the onset probability over a window around each of the element's tabulated onsets (one slot per read-out family,
       windows wide enough for chemical shifts and calibration errors), whether each slot lies in the
       acquired window, an element embedding and the pooled LSTM state, through a small network
       shared by all elements. Element identity thus comes from the edge table, not from learning
@@ -97,10 +103,10 @@ class EdgeNet(nn.Module):
         super().__init__()
         if inputs not in (2, 3):
             raise ValueError(f"inputs must be 2 or 3, not {inputs}")
-        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs}
         for name, value in slots.items():
             self.register_buffer(name, value.clone())
         elements, families = self.slot_step.shape
+        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs, "families": families}
         self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
         self.front = nn.Sequential(
             nn.Conv1d(inputs + 1, width // 2, 7, stride=2, padding=3), nn.GELU(),
@@ -123,9 +129,12 @@ class EdgeNet(nn.Module):
         return self.sizes["inputs"] == 3
 
     @classmethod
-    def build(cls, elements: list[str], grid: ModelGrid, **sizes: int) -> "EdgeNet":
-        """A network for ``elements`` on ``grid``, its read-out slots taken from the edge table."""
-        return cls(edge_slots(grid.edges, elements, cls.downsampling), points=grid.points, **sizes)
+    def build(cls, elements: list[str], grid: ModelGrid, families: int = len(READOUT_FAMILIES), **sizes: int) -> "EdgeNet":
+        """A network for ``elements`` on ``grid``, its read-out slots (of the first ``families`` of
+        ``READOUT_FAMILIES``) taken from the edge table."""
+        if families not in (len(FAMILIES), len(READOUT_FAMILIES)):
+            raise ValueError(f"read-out families must be {len(FAMILIES)} or {len(READOUT_FAMILIES)}, not {families}")
+        return cls(edge_slots(grid.edges, elements, cls.downsampling, families), points=grid.points, **sizes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(presence_logits (batch, elements), onset_logits (batch, steps))``."""

@@ -19,10 +19,10 @@ from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._decision import report
 from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
-from eelsbatch.model._network import WINDOW_MARGIN_EV, EdgeNet
+from eelsbatch.model._network import FAMILIES, WINDOW_MARGIN_EV, EdgeNet
 
-FORMAT_VERSION = 3  # 3: the architecture names its input channels (2 or 3)
-READABLE_VERSIONS = (2, 3)  # version 2: two input channels
+FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 3: its input channels (2 or 3)
+READABLE_VERSIONS = (2, 3, 4)  # version 2: two input channels; 2 and 3: the 4 major read-out families
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
@@ -200,7 +200,7 @@ class Recogniser:
                 presence, onset_logits = self.network(batch)
                 probabilities.append(torch.sigmoid(presence / self.temperature).float().cpu().numpy())
                 peak, step = self.network.onset_windows(torch.sigmoid(onset_logits.float()))
-                peak, step = peak.cpu(), step.cpu()
+                peak, step = peak[..., :len(FAMILIES)].cpu(), step[..., :len(FAMILIES)].cpu()  # onsets of the major families
                 # the lowest-energy family with a clear onset (families run K, L, M, N: high to low energy), else the strongest
                 clear = (peak > 0.5).float()
                 order = torch.arange(peak.shape[-1], dtype=peak.dtype)
@@ -258,7 +258,8 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     elements = list(config["elements"])
     try:
         network = EdgeNet.build(elements, grid, width=architecture["width"], hidden=architecture["hidden"],
-                                evidence=architecture["evidence"], inputs=architecture.get("inputs", 2))
+                                evidence=architecture["evidence"], inputs=architecture.get("inputs", 2),
+                                families=architecture.get("families", len(FAMILIES)))
     except (KeyError, TypeError, ValueError) as error:
         raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
     try:

@@ -66,7 +66,7 @@ def initial_network(elements: list[str], grid: ModelGrid, init_from: str | Path 
     if wanted == start.network.sizes:
         return start.network
     try:
-        return widen(start.network, **wanted)
+        return widen(start.network, EdgeNet.build(elements, grid, **wanted))
     except ValueError as error:
         raise EelsbatchError(init_from, str(error)) from None
 

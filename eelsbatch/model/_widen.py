@@ -34,28 +34,36 @@ def _joined_index(width: int, hidden: int, new_width: int, new_hidden: int) -> t
     return torch.cat([torch.arange(width), new_width + torch.arange(hidden), new_width + new_hidden + torch.arange(hidden)])
 
 
-def widen(network: EdgeNet, width: int, hidden: int, evidence: int, inputs: int) -> EdgeNet:
-    """A wider copy of ``network`` computing the same outputs.
+def widen(network: EdgeNet, wide: EdgeNet) -> EdgeNet:
+    """Copy a trained network into a wider fresh one so that it computes the same outputs.
 
     Parameters
     ----------
     network
         Trained network.
-    width, hidden, evidence, inputs
-        Sizes of the new network, each at least the old one's (an added input channel, the readout-sector
-        boundaries, starts with zero weights).
+    wide
+        Fresh network (:meth:`EdgeNet.build`, same elements and grid) whose sizes are each at least ``network``'s:
+        an added input channel (the readout-sector boundaries) or read-out family (L1, M2,3) starts with zero
+        weights out of it.
 
     Returns
     -------
     EdgeNet
-        New network (same read-out slots and grid length) whose outputs equal ``network``'s.
+        ``wide``, its weights set so that its outputs equal ``network``'s.
+
+    Raises
+    ------
+    ValueError
+        If ``wide`` is narrower in any size, or reads the shared families elsewhere on the grid.
     """
-    old_sizes = network.sizes
-    new_sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs}
+    old_sizes, new_sizes = network.sizes, wide.sizes
     if any(new_sizes[name] < size for name, size in old_sizes.items()):
         raise ValueError(f"cannot narrow a network: {old_sizes} -> {new_sizes}")
-    slots = {name: getattr(network, name) for name in ("slot_step", "slot_kernel", "slot_valid")}
-    wide = EdgeNet(slots, points=network.position.shape[-1], **new_sizes)
+    families = old_sizes["families"]
+    for name in ("slot_step", "slot_kernel", "slot_valid"):
+        if not torch.equal(getattr(wide, name)[:, :families], getattr(network, name)) or wide.position.shape != network.position.shape:
+            raise ValueError("the wider network reads other slots of the grid: it was built for other elements or another grid")
+    width, hidden, evidence, inputs = (new_sizes[name] for name in ("width", "hidden", "evidence", "inputs"))
     w, h, e, i = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"], old_sizes["inputs"]
     arange = torch.arange
     _conv(wide.front[0], network.front[0], arange(w // 2), torch.cat([arange(i), torch.tensor([inputs])]))  # inputs, position
@@ -71,10 +79,9 @@ def widen(network: EdgeNet, width: int, hidden: int, evidence: int, inputs: int)
     _conv(wide.evidence[0], network.evidence[0], arange(e), joined)
     _conv(wide.onset, network.onset, arange(1), joined)
     _conv(wide.context, network.context, arange(wide.context.out_features), torch.cat([arange(h), hidden + arange(h)]))
-    families = network.slot_step.shape[1]
     per_family = torch.cat([arange(e), torch.tensor([evidence, evidence + 1])])  # evidence channels, onset, valid
     slot_inputs = torch.cat([family * (evidence + 2) + per_family for family in range(families)])
-    tail = families * (evidence + 2) + arange(network.presence[0].in_features - families * (e + 2))  # embedding, context
+    tail = new_sizes["families"] * (evidence + 2) + arange(network.presence[0].in_features - families * (e + 2))  # embedding, context
     _conv(wide.presence[0], network.presence[0], arange(network.presence[0].out_features), torch.cat([slot_inputs, tail]))
     _conv(wide.presence[2], network.presence[2], arange(1), arange(network.presence[2].in_features))
     with torch.no_grad():
