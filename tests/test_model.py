@@ -21,6 +21,7 @@ from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
 from eelsbatch.model import FORMAT_VERSION, SHIPPED_MODEL, EdgeNet, ModelGrid, Recogniser, load_recogniser
 from eelsbatch.model._data import TrainingStore
+from eelsbatch.model._evaluate import error_kinds
 from eelsbatch.model._metrics import correct_sets, exact_match, false_alarm_threshold, per_element_scores
 from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV, WINDOW_MARGIN_RELATIVE
 from eelsbatch.model._train import _losses, train
@@ -255,6 +256,27 @@ def test_decide_gives_an_edge_two_coincident_elements_share_to_the_likelier() ->
     assert decided(Ba=0.9, Co=0.6, Fe=0.6) == {"Ba", "Fe"}  # Fe's edge is its own
     assert decided(Co=0.9, Ba=0.8) == {"Co", "Ba"}  # both likely enough: both in the specimen
     assert recogniser.decide(np.full((1, len(ELEMENTS)), 0.3, np.float32), threshold=0.9).sum() == 0
+
+
+def test_errors_are_told_apart_by_kind_and_coincident_substitutions_by_the_window() -> None:
+    """Cu L2,3 and Pr M4,5 both start at 931 and 951 eV: in 900-1000 eV nothing else tells them apart; up to 1150 eV
+    Cu L1 (1096 eV) does."""
+    recogniser = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS))
+    column = {element: i for i, element in enumerate(ELEMENTS)}
+
+    def rows(*sets: str) -> np.ndarray:
+        table = np.zeros((len(sets), len(ELEMENTS)), bool)
+        for row, elements in enumerate(sets):
+            table[row, [column[e] for e in elements.split()]] = True
+        return table
+
+    # rows: Cu reported as Pr twice (the second window holds Cu L1), Fe missed, O extra, Fe missed and O extra, right
+    detectable = rows("Cu", "Cu", "Fe", "Fe", "Fe", "Fe")
+    predicted = rows("Pr", "Pr", "", "Fe O", "O", "Fe")
+    windows = np.array([[900.0, 1000.0], [900.0, 1150.0], [400.0, 900.0], [400.0, 900.0], [400.0, 900.0], [400.0, 900.0]])
+    assert error_kinds(recogniser, predicted, detectable, detectable, windows) == {
+        "missed": 1, "extra": 1, "substitution_told_apart_in_window": 1, "substitution_indistinguishable_in_window": 1,
+        "missed_and_extra": 1}
 
 
 def test_false_alarm_threshold_is_the_lowest_that_keeps_edge_free_spectra_quiet() -> None:

@@ -10,7 +10,8 @@ import numpy as np
 from eelsbatch.model._data import TrainingStore
 from eelsbatch.model._decision import SECOND_EXPLANATION_PROBABILITY
 from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
-from eelsbatch.model._network import WINDOW_MARGIN_EV
+from eelsbatch.edges import edges_of
+from eelsbatch.model._network import READOUT_FAMILIES, WINDOW_MARGIN_EV
 from eelsbatch.model._recogniser import Recogniser
 
 
@@ -118,8 +119,65 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
             for n in np.unique(sectors)
         ],
         "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),
+        "errors_by_kind": error_kinds(recogniser, predicted, detectable, present, _windows(store)),
         "most_confused": [{"missed": a, "reported_instead": b, "count": n} for (a, b), n in top],
     }
+
+
+def _windows(store: TrainingStore) -> np.ndarray:
+    """(spectra, 2) first and last channel energy of every spectrum in the store."""
+    group = store.group
+    offset, dispersion = group["energy_offset"][:], group["dispersion"][:]
+    return np.stack([offset, offset + dispersion * (group["spectrum"].shape[1] - 1)], axis=1)
+
+
+def _window_onsets(element: str, low: float, high: float) -> list[float]:
+    return [edge.onset_eV for edge in edges_of(element) if edge.family in READOUT_FAMILIES and low <= edge.onset_eV <= high]
+
+
+def _has_lone_edge(onsets: list[float], others: list[float]) -> bool:
+    """Whether one of ``onsets`` lies farther than the read-out margin from every one of ``others``."""
+    return any(all(abs(onset - other) > WINDOW_MARGIN_EV for other in others) for onset in onsets)
+
+
+def error_kinds(recogniser: Recogniser, predicted: np.ndarray, detectable: np.ndarray, present: np.ndarray,
+                windows: np.ndarray) -> dict[str, int]:
+    """Count the wrongly answered spectra by kind of error.
+
+    A *coincident substitution* is a missed element reported as another absent element whose major edge starts
+    within the read-out margin of one of its own (:attr:`Recogniser.coincident`); it is *indistinguishable in the
+    window* when no edge of either element in the acquired window (any read-out family: K, L2,3, M4,5, N4,5, L1,
+    M2,3) lies farther than that margin from every edge of the other, so that only edge shapes could tell them apart.
+
+    Parameters
+    ----------
+    recogniser
+        The model (elements and coincident pairs).
+    predicted, detectable, present
+        (spectra, elements) bool: the decision and the labels.
+    windows
+        (spectra, 2) first and last acquired energy in eV.
+
+    Returns
+    -------
+    dict
+        Counts of ``missed`` (only detectable elements missed), ``extra`` (only absent elements reported),
+        ``substitution_told_apart_in_window``, ``substitution_indistinguishable_in_window`` and ``missed_and_extra``
+        (neither coincident).
+    """
+    counts = dict.fromkeys(("missed", "extra", "substitution_told_apart_in_window", "substitution_indistinguishable_in_window",
+                            "missed_and_extra"), 0)
+    coincident, elements = recogniser.coincident, recogniser.elements
+    for row in np.flatnonzero(~correct_sets(predicted, detectable, present)):
+        missed, extra = np.flatnonzero(detectable[row] & ~predicted[row]), np.flatnonzero(predicted[row] & ~present[row])
+        pairs = [(a, b) for a in missed for b in extra if coincident[a, b]]
+        if pairs:
+            a, b = (_window_onsets(elements[i], *windows[row]) for i in pairs[0])
+            told = _has_lone_edge(a, b) or _has_lone_edge(b, a)
+            counts["substitution_told_apart_in_window" if told else "substitution_indistinguishable_in_window"] += 1
+        else:
+            counts["missed_and_extra" if missed.size and extra.size else "missed" if missed.size else "extra"] += 1
+    return counts
 
 
 def _recall_vs_jump(store: TrainingStore, predicted: np.ndarray, detectable: np.ndarray) -> list[dict]:
@@ -187,6 +245,7 @@ def summarise(metrics: dict) -> str:
                                    f"{r['no_element_with_a_false_element']} of {r['no_element_spectra']} edge-free with a false element"
                                    for r in metrics["accuracy_vs_readout_sectors"]),
         "weakest F1: " + ", ".join(f"{e} {s['f1']:.2f}" for e, s in worst),
+        "errors by kind: " + ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in metrics["errors_by_kind"].items()),
         "most confused (missed -> reported): " + ", ".join(f"{c['missed']}->{c['reported_instead']} ({c['count']})" for c in metrics["most_confused"][:6]),
     ]
     return "\n".join(lines)
