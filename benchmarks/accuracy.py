@@ -3,7 +3,7 @@
 1. Held-out test: ``eelsbatch synth`` store of 10,000 spectra, seed 20261125 (never used in training or threshold
    choice; written under ``benchmarks/results/`` if absent): exact element-set accuracy (headline, threshold alone,
    strict), micro F1, calibration error, onset error, edge-free spectra given a false element, all by readout
-   sectors; with ``--baseline``, the spectra each model alone gets right (a sign test on the difference).
+   sectors, errors by kind; with ``--baseline``, the spectra each model alone gets right (a sign test on the difference).
 2. Paired readouts: the same specimens (``generate(N, 777)``) read out through one port and through 2 or 4, every
    other draw identical: exact accuracy and edge-free false elements each way.
 3. A readout step where the equal-share layout does not mark one (a spectrum cropped before saving): one-port
@@ -64,7 +64,8 @@ def held_out_test(recogniser: Recogniser, store: Path) -> tuple[dict, np.ndarray
     metrics = evaluate_store(recogniser, store, predictions=predictions)
     correct = correct_sets(recogniser.decide(predictions["probability"]), predictions["detectable"], predictions["present"])
     keys = ("exact_match", "exact_match_threshold_only", "exact_match_strict", "micro_f1", "expected_calibration_error",
-            "no_element_false_positive_rate", "onset_error_eV", "accuracy_vs_readout_sectors", "accuracy_vs_weakest_edge_snr")
+            "no_element_false_positive_rate", "onset_error_eV", "accuracy_vs_readout_sectors", "accuracy_vs_weakest_edge_snr",
+            "errors_by_kind")
     return {key: metrics[key] for key in keys}, correct
 
 
@@ -179,6 +180,8 @@ def table(results: dict[str, dict]) -> str:
             "test micro F1 / ECE": f"{t['micro_f1']:.4f} / {t['expected_calibration_error']:.4f}",
             "test edge-free with a false element": f"{t['no_element_false_positive_rate']:.4f}",
             "test by sectors: exact (edge-free false)": sectors,
+            "test errors: missed / extra / both / substitutions (told apart; not)": "{missed} / {extra} / {missed_and_extra} / "
+            "{substitution_told_apart_in_window}; {substitution_indistinguishable_in_window}".format(**t["errors_by_kind"]),
             "paired one port / 2-4 ports: exact": f"{p['one_port']['exact_match']:.4f} / {p['two_or_four_ports']['exact_match']:.4f}",
             "paired edge-free false (one / 2-4)": f"{p['one_port']['edge_free_with_a_false_element']} / {p['two_or_four_ports']['edge_free_with_a_false_element']} of {p['one_port']['edge_free']}",
             "off-layout step: none / default / own mark": " / ".join(f"{s[k]['exact_match']:.4f} ({s[k]['edge_free_with_a_false_element']})" for k in ("no_step", "step_default_marks", "step_its_own_mark")),
