@@ -189,15 +189,19 @@ def cancel_jobs(job_name: str) -> None:
     """Cancel every job named ``job_name`` and wait (bounded) until ``squeue`` no longer lists them."""
     subprocess.run(["scancel", "--name", job_name], capture_output=True, timeout=_COMMAND_TIMEOUT_S, check=False)
     deadline = time.monotonic() + _COMMAND_TIMEOUT_S
-    while time.monotonic() < deadline and job_ids(job_name):
+    while time.monotonic() < deadline and job_ids(job_name) != []:
         time.sleep(0.5)
 
 
-def job_ids(job_name: str) -> list[str]:
-    """Ids of the jobs named ``job_name`` that ``squeue`` lists (pending, running or completing)."""
-    done = subprocess.run(["squeue", "-h", "--name", job_name, "-o", "%i"], capture_output=True, text=True,
-                          timeout=_COMMAND_TIMEOUT_S, check=False)
-    return done.stdout.split()
+def job_ids(job_name: str) -> list[str] | None:
+    """Ids of the jobs named ``job_name`` that ``squeue`` lists (pending, running or completing), or ``None``
+    when ``squeue`` fails or does not answer in time (controller unreachable or busy): no answer is not an empty queue."""
+    try:
+        done = subprocess.run(["squeue", "-h", "--name", job_name, "-o", "%i"], capture_output=True, text=True,
+                              timeout=_COMMAND_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    return done.stdout.split() if done.returncode == 0 else None
 
 
 def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
@@ -264,7 +268,7 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
         cluster.close()
         raise
     _keep_jobs(cluster, options.jobs)
-    ids = ", ".join(job_ids(job_name))
+    ids = ", ".join(sorted({job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)}))
     where = f"dashboard {cluster.dashboard_link}" if _has_bokeh() else "no dashboard (pip install bokeh)"
     print(f"eelsbatch: {options.jobs * processes} SLURM worker(s) in job(s) {ids} on partition {partition.name}; "
           f"{where}; job logs in {log_directory}", file=sys.stderr)
@@ -328,11 +332,12 @@ def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_
         known = {job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)}
         ids = job_ids(cluster.job_name)
         submitted = submitted or bool(ids)
-        gone = sorted(known - set(ids))
+        gone = sorted(known - set(ids)) if ids is not None else []  # squeue not answering says nothing about the jobs
         if submitted and gone:
             raise EelsbatchError(None, f"--cluster slurm: SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
         if time.monotonic() > deadline:
-            state = "still queued" if ids else "never seen in squeue" if not submitted else "ended"
+            state = ("squeue not answering" if ids is None else "still queued" if ids else
+                     "never seen in squeue" if not submitted else "ended")
             raise EelsbatchError(None, f"--cluster slurm: {expected} worker(s) did not connect within {timeout:.0f} s (jobs {state}; logs in {log_directory})")
         time.sleep(0.5)
 

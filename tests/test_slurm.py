@@ -27,7 +27,7 @@ from eelsbatch.cluster import ClusterOptions, open_client
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, write_store
 from eelsbatch.mapping import run_map
-from eelsbatch.slurm import Partition, read_partition
+from eelsbatch.slurm import Partition, job_ids, read_partition
 from eelsbatch.synth import spectrum_image
 
 pytestmark = pytest.mark.slurm
@@ -62,6 +62,15 @@ def no_leftover_jobs(partition: Partition):
     while (left := squeue_ids() - before) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"jobs left in squeue: {sorted(left)}"
+
+
+def test_job_ids_tell_an_empty_queue_from_squeue_not_answering(partition: Partition, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """During start-up no answer from squeue must not read as every submitted job having ended."""
+    assert job_ids(f"eelsbatch-none-{os.getpid()}") == []
+    (tmp_path / "slurm.conf").write_text("")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))  # squeue cannot tell which controller to ask
+    assert job_ids(f"eelsbatch-none-{os.getpid()}") is None
 
 
 @pytest.fixture(scope="module")
