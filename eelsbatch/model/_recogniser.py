@@ -27,7 +27,7 @@ WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
 GPU_BATCH = 4096
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "edgenet-v8"  # in the source tree (editable install)
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "edgenet-v9"  # in the source tree (editable install)
 
 
 def _sha256(path: Path) -> str:
