@@ -65,7 +65,7 @@ def held_out_test(recogniser: Recogniser, store: Path) -> tuple[dict, np.ndarray
     correct = correct_sets(recogniser.decide(predictions["probability"]), predictions["detectable"], predictions["present"])
     keys = ("exact_match", "exact_match_threshold_only", "exact_match_strict", "micro_f1", "expected_calibration_error",
             "no_element_false_positive_rate", "onset_error_eV", "accuracy_vs_readout_sectors", "accuracy_vs_weakest_edge_snr",
-            "errors_by_kind")
+            "errors_by_kind", "recall_vs_families_in_window", "twins")
     return {key: metrics[key] for key in keys}, correct
 
 
@@ -182,6 +182,9 @@ def table(results: dict[str, dict]) -> str:
             "test by sectors: exact (edge-free false)": sectors,
             "test errors: missed / extra / both / substitutions (told apart; not)": "{missed} / {extra} / {missed_and_extra} / "
             "{substitution_told_apart_in_window}; {substitution_indistinguishable_in_window}".format(**t["errors_by_kind"]),
+            "test twin spectra: count, exact on / off them, even-guess ceiling": "{spectra}, {exact_match_on_them:.3f} / "
+            "{exact_match_elsewhere:.4f}, {even_guess_ceiling:.4f}".format(**t["twins"]),
+            "test recall by families in the window": ", ".join(f"{x['families']} {x['recall']:.3f}" for x in t["recall_vs_families_in_window"][:6]),
             "paired one port / 2-4 ports: exact": f"{p['one_port']['exact_match']:.4f} / {p['two_or_four_ports']['exact_match']:.4f}",
             "paired edge-free false (one / 2-4)": f"{p['one_port']['edge_free_with_a_false_element']} / {p['two_or_four_ports']['edge_free_with_a_false_element']} of {p['one_port']['edge_free']}",
             "off-layout step: none / default / own mark": " / ".join(f"{s[k]['exact_match']:.4f} ({s[k]['edge_free_with_a_false_element']})" for k in ("no_step", "step_default_marks", "step_its_own_mark")),

@@ -27,6 +27,7 @@ from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV,
 from eelsbatch.model._train import _losses, train
 from eelsbatch.model._widen import widen
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
+from eelsbatch.synth._twins import twin_counts
 
 SHIPPED = SHIPPED_MODEL
 NOISE_ONLY = ("test-EELS_spectrum.dm3", "16x16-spectrum_image-5x5x1024.emi")
@@ -443,6 +444,11 @@ def test_evaluate_scores_a_labelled_store_as_the_recogniser_decides(shipped: Rec
         assert row["count"] == (sectors == n).sum() and row["accuracy"] == pytest.approx(correct[sectors == n].mean())
         edge_free = ~present.any(axis=1) & (sectors == n)
         assert row["no_element_with_a_false_element"] == decided[edge_free].any(axis=1).sum()
+    assert sum(row["count"] for row in metrics["recall_vs_families_in_window"]) == detectable.sum()
+    windows = np.stack([energy[:, 0], energy[:, -1]], axis=1)
+    with_twin = twin_counts(detectable, present, windows, list(ELEMENTS)).any(axis=1)
+    assert metrics["twins"]["spectra"] == with_twin.sum()
+    assert metrics["twins"]["exact_match_elsewhere"] == pytest.approx(correct[~with_twin].mean())
 
 
 def test_shipped_model_on_synthetic_spectra(shipped: Recogniser) -> None:

@@ -8,6 +8,7 @@ import pytest
 from eelsbatch.edges import element_of
 from eelsbatch.synth import ELEMENTS, ROSE_SNR, Quality, simulate
 from eelsbatch.synth._forward import BACKGROUND_H, edge_snr
+from eelsbatch.synth._twins import even_guess_ceiling, twin_counts
 
 
 def test_an_element_whose_edges_all_miss_the_window_is_not_labelled() -> None:
@@ -69,3 +70,27 @@ def test_jump_ratio_is_over_the_whole_pre_edge_intensity() -> None:
         assert sample["jump_ratio"][ELEMENTS.index("O")] >= 1.3
     # plural scattering spreads part of the step beyond 565 eV and the edge decays: a floor well below 0.3
     assert min(excess) > 0.1, np.round(excess, 3)
+
+
+def test_twins_are_absent_elements_the_forward_model_could_draw_with_the_same_edges_in_the_window() -> None:
+    """Ce N4,5 (110 eV) alone in 95-125 eV could be Pr's (113 eV) or Nd's (117.5 eV), not La's (99 eV); with
+    Ce M4,5 in the window too it is Ce's. Co and Ba L2,3 / M4,5 white lines at 779 and 781 eV are twins, whatever
+    another element adds to the window, until Co L1 (926 eV) is in it. O K (sawtooth) and Sb M4,5 (delayed) at
+    532 and 528 eV differ in shape."""
+    elements = ["Ce", "Pr", "Nd", "La", "Co", "Ba", "O", "Sb"]
+
+    def rows(*sets: str) -> np.ndarray:
+        table = np.zeros((len(sets), len(elements)), bool)
+        for row, specimen in enumerate(sets):
+            table[row, [elements.index(e) for e in specimen.split()]] = True
+        return table
+
+    detectable = rows("Ce", "Ce", "Co", "Co O", "Co", "O")
+    windows = np.array([[95.0, 125.0], [95.0, 960.0], [760.0, 810.0], [500.0, 810.0], [760.0, 1000.0], [500.0, 560.0]])
+    twins = twin_counts(detectable, detectable, windows, elements)
+    expected = np.zeros_like(twins)
+    expected[0, elements.index("Ce")] = 2
+    expected[2, elements.index("Co")] = expected[3, elements.index("Co")] = 1
+    np.testing.assert_array_equal(twins, expected)
+    assert even_guess_ceiling(twins) == pytest.approx((1 / 3 + 1 + 1 / 2 + 1 / 2 + 1 + 1) / 6)
+

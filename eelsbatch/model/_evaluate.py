@@ -10,9 +10,10 @@ import numpy as np
 from eelsbatch.model._data import TrainingStore
 from eelsbatch.model._decision import SECOND_EXPLANATION_PROBABILITY
 from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
-from eelsbatch.edges import edges_of
+from eelsbatch.edges import MAJOR_FAMILIES, edges_of
 from eelsbatch.model._network import READOUT_FAMILIES, WINDOW_MARGIN_EV
 from eelsbatch.model._recogniser import Recogniser
+from eelsbatch.synth._twins import TWIN_MARGIN_EV, even_guess_ceiling, twin_counts
 
 
 def _binned_accuracy(values: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> list[dict]:
@@ -66,7 +67,9 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         with the recogniser's decision (:meth:`Recogniser.decide`) and with the threshold alone,
         also strictly against ``detectable`` and against ``present`` (every element with an edge in the window),
         per-element precision/recall/F1, onset error in eV, accuracy against jump ratio, dose and readout
-        sectors, the most confused element pairs, and the expected calibration error.
+        sectors, recall by the element's edge families in the window, errors by kind, the spectra with a twin
+        (:func:`~eelsbatch.synth._twins.twin_counts`: no observer can tell which element) and the accuracy on and
+        off them, the most confused element pairs, and the expected calibration error.
     """
     threshold = recogniser.threshold if threshold is None else threshold
     predictions = predict_store(recogniser, data) if predictions is None else predictions
@@ -77,6 +80,9 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
     predicted = recogniser.decide(probability, threshold)
     scores = per_element_scores(predicted, detectable, present)
     correct = correct_sets(predicted, detectable, present)
+    windows = _windows(store)
+    twins = twin_counts(detectable, present, windows, recogniser.elements)
+    with_twin = twins.any(axis=1)
     edge_free = ~present.any(axis=1)
     false_positive, false_negative = predicted & ~present, detectable & ~predicted
     hit = predicted & detectable & np.isfinite(onset_truth) & np.isfinite(onset)
@@ -119,7 +125,12 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
             for n in np.unique(sectors)
         ],
         "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),
-        "errors_by_kind": error_kinds(recogniser, predicted, detectable, present, _windows(store)),
+        "recall_vs_families_in_window": _recall_vs_families(recogniser.elements, predicted, detectable, windows),
+        "errors_by_kind": error_kinds(recogniser, predicted, detectable, present, windows),
+        "twins": {"margin_eV": TWIN_MARGIN_EV, "spectra": int(with_twin.sum()),
+                  "exact_match_on_them": float(correct[with_twin].mean()) if with_twin.any() else None,
+                  "exact_match_elsewhere": float(correct[~with_twin].mean()) if not with_twin.all() else None,
+                  "even_guess_ceiling": even_guess_ceiling(twins)},
         "most_confused": [{"missed": a, "reported_instead": b, "count": n} for (a, b), n in top],
     }
 
@@ -178,6 +189,18 @@ def error_kinds(recogniser: Recogniser, predicted: np.ndarray, detectable: np.nd
         else:
             counts["missed_and_extra" if missed.size and extra.size else "missed" if missed.size else "extra"] += 1
     return counts
+
+
+def _recall_vs_families(elements: list[str], predicted: np.ndarray, detectable: np.ndarray, windows: np.ndarray) -> list[dict]:
+    """Recall of the detectable elements grouped by which of their major edge families start in the window."""
+    groups: dict[str, list[bool]] = {}
+    for row, column in zip(*np.nonzero(detectable)):
+        low, high = windows[row]
+        families = sorted({edge.family for edge in edges_of(elements[column]) if edge.family in MAJOR_FAMILIES and low <= edge.onset_eV <= high},
+                          key=MAJOR_FAMILIES.index)
+        groups.setdefault("+".join(families) or "(shifted in)", []).append(bool(predicted[row, column]))
+    return [{"families": name, "count": len(found), "recall": float(np.mean(found))}
+            for name, found in sorted(groups.items(), key=lambda item: -len(item[1]))]
 
 
 def _recall_vs_jump(store: TrainingStore, predicted: np.ndarray, detectable: np.ndarray) -> list[dict]:
@@ -246,9 +269,22 @@ def summarise(metrics: dict) -> str:
                                    for r in metrics["accuracy_vs_readout_sectors"]),
         "weakest F1: " + ", ".join(f"{e} {s['f1']:.2f}" for e, s in worst),
         "errors by kind: " + ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in metrics["errors_by_kind"].items()),
+        "recall by edge families in the window: " + ", ".join(f"{r['families']} {r['recall']:.3f} of {r['count']}"
+                                                             for r in metrics["recall_vs_families_in_window"]),
+        _twins_line(metrics["twins"]),
         "most confused (missed -> reported): " + ", ".join(f"{c['missed']}->{c['reported_instead']} ({c['count']})" for c in metrics["most_confused"][:6]),
     ]
     return "\n".join(lines)
+
+
+def _twins_line(twins: dict) -> str:
+    line = (f"spectra with a twin (an absent element whose edges in the window the forward model could draw alike, within "
+            f"{twins['margin_eV']:g} eV): {twins['spectra']}")
+    if not twins["spectra"]:
+        return line
+    elsewhere = "" if twins["exact_match_elsewhere"] is None else f", {twins['exact_match_elsewhere']:.4f} elsewhere"
+    return (f"{line}, exact {twins['exact_match_on_them']:.4f} on them{elsewhere}; "
+            f"right but for twins, guessed evenly among them: {twins['even_guess_ceiling']:.4f}")
 
 
 def elements_found(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray,

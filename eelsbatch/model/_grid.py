@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -167,7 +168,9 @@ class ModelGrid:
         if positive.all():
             scale = np.median(values, axis=1, keepdims=True)
         else:
-            scale = np.nanmedian(np.where(positive, values, np.nan), axis=1, keepdims=True)
+            with warnings.catch_warnings():  # a row with no positive value (a dark-subtracted blank readout) gets scale 1
+                warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+                scale = np.nanmedian(np.where(positive, values, np.nan), axis=1, keepdims=True)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         logged = np.log(np.clip(values / scale, self.floor, None))
         mean = np.nanmean(logged, axis=1, keepdims=True)

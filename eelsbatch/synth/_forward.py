@@ -55,6 +55,7 @@ from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 
 SIMULATED_FAMILIES = {"K": 1.0, "L2,3": 1.0, "M4,5": 1.0, "N4,5": 0.4, "L1": 0.12, "M2,3": 0.25}
 ROSE_SNR = 5.0
+CHEMICAL_SHIFT_EV = 4.0  # largest chemical shift of an element's edges from the table (drawn N(0, 1.5) eV, clipped)
 BACKGROUND_H = 5.0  # Egerton's h: noise added by extrapolating the fitted background under the edge (5 to 10)
 SNR_WINDOW_EV = 50.0
 TABLE_LOW_EV, TABLE_HIGH_EV = 50.0, 3000.0
@@ -151,24 +152,42 @@ def _draw_window(rng: np.random.Generator, composition: list[str], channels: int
     return float(np.clip(start, 40.0, TABLE_HIGH_EV - 0.05 * width)), dispersion
 
 
+# edge profile kinds and the range of their delayed maximum (eV; None: a sharp rise): the shapes of step 3
+PROFILE_DELAYS_EV: dict[str, tuple[float, float] | None] = {
+    "sawtooth": None, "white lines": None, "short delay": (3.0, 12.0), "delayed": (10.0, 50.0), "long delay": (50.0, 100.0),
+}
+
+
+def profile_kinds(family: str, z: int) -> tuple[str, ...]:
+    """Profile kinds (keys of ``PROFILE_DELAYS_EV``) the forward model may give an edge family of element ``z``.
+
+    Sawtooth for K and L1; white lines for the L2,3 edges of K..Ni and the M4,5 edges of Cs..Lu (Cu L2,3: white
+    lines or delayed, even odds); a short delay for the L2,3 edges of the light elements, a long one for the
+    M4,5 edges from Hf; a delayed maximum for the others (M4,5 of 4d/5d, N4,5, M2,3, L2,3 beyond Cu).
+    """
+    if family in ("K", "L1"):
+        return ("sawtooth",)
+    if family == "L2,3" and z < 19:
+        return ("short delay",)
+    if (family == "L2,3" and z <= 28) or (family == "M4,5" and 55 <= z <= 71):
+        return ("white lines",)
+    if family == "L2,3" and z == 29:
+        return ("white lines", "delayed")
+    if family == "M4,5" and z >= 72:
+        return ("long delay",)
+    return ("delayed",)
+
+
 def _shape(family: str, z: int, energy: np.ndarray, onsets: list[float], rng: np.random.Generator) -> np.ndarray:
     """Edge profile of unit height (relative to the step at the first onset) on ``energy``."""
     s = rng.uniform(2.0, 4.0)
     weights = [2 / 3, 1 / 3] if len(onsets) == 2 else [1.0]
     profile = np.zeros_like(energy)
-    white = (family == "L2,3" and (19 <= z <= 28 or (z == 29 and rng.random() < 0.5))) or (
-        family == "M4,5" and 55 <= z <= 71
-    )
-    if family in ("K", "L1"):
-        delay = 0.0
-    elif family == "L2,3" and z < 19:
-        delay = rng.uniform(3.0, 12.0)
-    elif family == "M4,5" and z >= 72:
-        delay = rng.uniform(50.0, 100.0)
-    elif white:
-        delay = 0.0
-    else:
-        delay = rng.uniform(10.0, 50.0)
+    kinds = profile_kinds(family, z)
+    kind = kinds[0] if len(kinds) == 1 or rng.random() < 0.5 else kinds[1]
+    white = kind == "white lines"
+    delays = PROFILE_DELAYS_EV[kind]
+    delay = 0.0 if delays is None else rng.uniform(*delays)
     for weight, onset in zip(weights, onsets[:2]):
         x = np.clip(energy - onset, 0.0, None)
         rise = 0.5 + np.arctan(x / 0.3) / np.pi if delay == 0.0 else 1.0 - np.exp(-x / delay)
@@ -264,7 +283,7 @@ def simulate(
     families = []  # (onsets, element, family, edges, jump - 1 of the element)
     for element in composition:
         jump_minus_one = 10 ** rng.uniform(*quality.log_jump_minus_one)
-        shift = float(np.clip(rng.normal(0.0, 1.5), -4.0, 4.0))
+        shift = float(np.clip(rng.normal(0.0, 1.5), -CHEMICAL_SHIFT_EV, CHEMICAL_SHIFT_EV))
         for family, edges in simulated_edges(element).items():
             onsets = [edge.onset_eV + shift for edge in edges[:2]]
             if onsets[0] <= window_high and onsets[-1] >= window_low - 200.0:

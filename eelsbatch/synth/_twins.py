@@ -1,0 +1,89 @@
+"""Twin elements: absent elements the forward model could have drawn with a present element's edges in a window.
+
+In a window that holds only Ce's N4,5 edge (110 eV), a spectrum of Ce could as well be one of Pr (113 eV): the
+forward model shifts each element's edges by up to ``CHEMICAL_SHIFT_EV``, so two edges tabulated up to twice that
+apart can land on the same energy, and it draws both with the same profile kinds and independent heights. No
+observer can then tell which element it is; the best guess is right about once in as many candidates.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from eelsbatch.edges import MAJOR_FAMILIES
+from eelsbatch.synth._forward import CHEMICAL_SHIFT_EV, profile_kinds, simulated_edges
+
+TWIN_MARGIN_EV = 2 * CHEMICAL_SHIFT_EV  # two elements' edges this far apart in the table can be drawn at one energy
+
+
+SimulatedEdge = tuple[float, frozenset[str], bool]  # onset (eV), profile kinds, of a major family
+
+
+@functools.cache
+def _simulated_onsets(element: str) -> tuple[SimulatedEdge, ...]:
+    """Every edge the forward model draws for the element (two per family at most)."""
+    return tuple((edge.onset_eV, frozenset(profile_kinds(family, edge.Z)), family in MAJOR_FAMILIES)
+                 for family, edges in simulated_edges(element).items() for edge in edges[:2])
+
+
+def _in_window(element: str, low: float, high: float) -> list[SimulatedEdge]:
+    return [edge for edge in _simulated_onsets(element) if low <= edge[0] <= high]
+
+
+def _all_matched(edges: list[SimulatedEdge], others: list[SimulatedEdge]) -> bool:
+    """Whether every edge has one of ``others`` within ``TWIN_MARGIN_EV`` that the forward model may draw alike."""
+    return all(any(abs(onset - other) <= TWIN_MARGIN_EV and kinds & other_kinds for other, other_kinds, _ in others)
+               for onset, kinds, _ in edges)
+
+
+def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray, elements: Sequence[str]) -> np.ndarray:
+    """How many twins each detectable element has in its spectrum's window.
+
+    An absent element B is a twin of a detectable element A when B has a major edge (K, L2,3, M4,5, N4,5) in the
+    window, so that it would be labelled present in A's place, every edge of A in the window has an edge of B
+    within ``TWIN_MARGIN_EV`` that the forward model may draw with the same profile kind
+    (:func:`~eelsbatch.synth._forward.profile_kinds`), and every edge of B in the window has such a partner among
+    the edges of A or of the specimen's other elements. Each family's first two edges count, as simulated (the
+    minor L1 and M2,3 edges too: any of them in the window can tell two elements apart).
+
+    Parameters
+    ----------
+    detectable, present
+        (spectra, elements) bool labels.
+    windows
+        (spectra, 2) first and last acquired energy in eV.
+    elements
+        Symbols of the columns; twins are sought among them.
+
+    Returns
+    -------
+    numpy.ndarray
+        (spectra, elements) int, zero where the element is not detectable or has no twin.
+    """
+    counts = np.zeros(np.shape(detectable), np.int64)
+    for row, column in zip(*np.nonzero(detectable)):
+        low, high = windows[row]
+        own = _in_window(elements[column], low, high)
+        if not own:
+            continue
+        specimen = own + [edge for other in np.flatnonzero(present[row]) if other != column
+                          for edge in _in_window(elements[other], low, high)]
+        for candidate in np.flatnonzero(~present[row]):
+            theirs = _in_window(elements[candidate], low, high)
+            counts[row, column] += (any(major for *_, major in theirs) and _all_matched(own, theirs)
+                                    and _all_matched(theirs, specimen))
+    return counts
+
+
+def even_guess_ceiling(twins: np.ndarray) -> float:
+    """Exact element-set accuracy of an observer right on every spectrum but for twins, among which it guesses evenly.
+
+    Parameters
+    ----------
+    twins
+        (spectra, elements) :func:`twin_counts`.
+    """
+    return float(np.mean(np.prod(1.0 / (1.0 + twins), axis=1)))
