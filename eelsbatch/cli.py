@@ -255,6 +255,8 @@ def evaluate(
     counts = open_spectrum_image(data, signal=signal)
     starts = _sector_starts(sector_starts, data, counts.attrs.get(SECTOR_STARTS_ATTR), counts.sizes["energy"])
     found = elements_found(recogniser, counts.values, counts["energy"].values, starts)
+    if warning := recogniser.acquisition_warning(counts["energy"].values):
+        print(f"eelsbatch: warning: {data}: {warning}", file=sys.stderr)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
     typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none reported"))
 
@@ -304,6 +306,8 @@ def map_command(
     with open_client(options) as client:
         summary = run_map(input, output, model, client, threshold, resume, overwrite,
                           sector_starts=_sector_starts(sector_starts, input))
+    if summary.warning:
+        print(f"eelsbatch: warning: {input}: {summary.warning}", file=sys.stderr)
     typer.echo(
         f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
         f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "

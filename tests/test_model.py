@@ -397,6 +397,18 @@ def test_cli_window_missing_the_grid_is_a_one_line_error(saved_model: Path, tmp_
     _assert_one_line_error(result, "misses the model grid")
 
 
+def test_cli_warns_in_one_line_where_the_dispersion_is_off_the_trained_range(instrument_dir: Path) -> None:
+    """The real CuZn image is at 8 eV/channel, four times the coarsest the models are trained on: the elements found
+    in its sum still print, after a one-line warning that names the file."""
+    source = instrument_dir / "CuZn_EELS_mapping_tutorial.hspy"
+    result = _run_cli("evaluate", "--model", str(SHIPPED), "--data", str(source))
+    assert result.returncode == 0, result.stderr
+    assert "elements found:" in result.stdout
+    warning = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and str(source) in warning[0] and "outside the 0.05-2 eV/channel" in warning[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- the shipped model ---------------------------------------------------------------------------
 
 def test_shipped_model_is_small_and_self_described(shipped: Recogniser) -> None:

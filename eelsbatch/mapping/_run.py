@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 import zarr
 from distributed import Client, as_completed
 from tqdm import tqdm
@@ -34,6 +33,7 @@ class MapSummary:
     chunks_computed: int
     chunks_total: int
     timings: dict[str, float] = field(default_factory=dict)
+    warning: str | None = None  # why the maps may not hold (:meth:`Recogniser.acquisition_warning`)
 
     @property
     def spectra_per_second(self) -> float:
@@ -105,18 +105,19 @@ def run_map(
         recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
     except EelsbatchError as error:
         raise EelsbatchError(source, error.problem) from None
+    warning = recogniser.acquisition_warning(energy)
     onsets = {e: o for e in recogniser.elements if (o := integration_onset(e, energy)) is not None}
     all_blocks = blocks(counts)
     if resume and output.exists():
         if is_complete(output):
-            return _summary_of_finished(output, counts, len(all_blocks))
+            return _summary_of_finished(output, len(all_blocks), warning)
         attrs = zarr.open_group(str(output), mode="r").attrs
         if attrs.get("model_sha256") != recogniser.sha256 or attrs.get("input_store") != str(store.resolve()):
             raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
     else:
         if output.exists():
             shutil.rmtree(output)
-        parameters = {"threshold": threshold, "source": str(source), "sector_starts": sector_starts}
+        parameters = {"threshold": threshold, "source": str(source), "sector_starts": sector_starts, "warning": warning}
         create_maps_store(output, counts, recogniser.elements, provenance(store, recogniser, threshold, parameters))
     done = zarr.open_group(str(output), mode="r")["chunk_done"][:]
     pending = [i for i in range(len(all_blocks)) if not done[i]]
@@ -138,7 +139,7 @@ def run_map(
     seconds = time.perf_counter() - started
     found = elements_found(output, recogniser.elements)
     finish_maps_store(output, found)
-    return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings)
+    return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, warning)
 
 
 def elements_found(output: Path, elements: list[str]) -> list[str]:
@@ -152,8 +153,8 @@ def elements_found(output: Path, elements: list[str]) -> list[str]:
     return found
 
 
-def _summary_of_finished(output: Path, counts: xr.DataArray, total: int) -> MapSummary:
+def _summary_of_finished(output: Path, total: int, warning: str | None) -> MapSummary:
     import json
 
     attrs = zarr.open_group(str(output), mode="r").attrs
-    return MapSummary(0, 0.0, json.loads(attrs.get("elements_found", "[]")), 0, total)
+    return MapSummary(0, 0.0, json.loads(attrs.get("elements_found", "[]")), 0, total, warning=warning)

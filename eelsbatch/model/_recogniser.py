@@ -20,6 +20,7 @@ from eelsbatch.model._decision import report
 from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import FAMILIES, WINDOW_MARGIN_EV, EdgeNet
+from eelsbatch.synth._forward import DISPERSION_RANGE_EV
 
 FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 3: its input channels (2 or 3)
 READABLE_VERSIONS = (2, 3, 4)  # version 2: two input channels; 2 and 3: the 4 major read-out families
@@ -27,6 +28,7 @@ WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
 GPU_BATCH = 4096
+DISPERSION_SLACK = 0.01  # relative: a calibration a little off the trained range is still inside it
 SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "edgenet-v9"  # in the source tree (editable install)
 
 
@@ -145,6 +147,19 @@ class Recogniser:
         prepare = DeviceInputs(self.grid, energy, boundaries, self.device)
         self.grid.check_coverage(prepare.mask[None])
         return prepare
+
+    def acquisition_warning(self, energy: np.ndarray) -> str | None:
+        """Why the probabilities may not hold for spectra on the axis ``energy`` (channels,) in eV, or None.
+
+        Models are trained on the forward model's dispersions (``DISPERSION_RANGE_EV``, 0.05-2 eV/channel); on a
+        coarser or finer axis their probabilities are extrapolated, not calibrated.
+        """
+        dispersion = float(np.median(np.diff(np.asarray(energy, np.float64))))
+        low, high = DISPERSION_RANGE_EV
+        if low * (1 - DISPERSION_SLACK) <= dispersion <= high * (1 + DISPERSION_SLACK):
+            return None
+        return (f"dispersion {dispersion:g} eV/channel is outside the {low:g}-{high:g} eV/channel the model was trained on: "
+                "its probabilities are extrapolated there, not calibrated")
 
     def step_energies(self) -> np.ndarray:
         """Energy (eV) at the centre of each network step."""
