@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from eelsbatch.errors import EelsbatchError
+from eelsbatch.shipped import SHIPPED_MODEL
 
 if TYPE_CHECKING:
     from eelsbatch.cluster import ClusterOptions
@@ -227,7 +228,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", help="Model folder, e.g. models/edgenet-v9.")],
+    model: Annotated[Path, typer.Option("--model", help=f"Model folder, e.g. models/{SHIPPED_MODEL.name}.")],
     data: Annotated[Path, typer.Option("--data", help="Labelled synthetic store, instrument file, or convert store.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for evaluation.json and evaluation.png (synthetic data).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold (default: the model's).")] = None,
@@ -276,7 +277,7 @@ def _store_kind(path: Path) -> str | None:
 def map_command(
     input: Annotated[Path, typer.Argument(help="Spectrum-image store or instrument file.")],
     output: Annotated[Path, typer.Argument(help="Maps store to write, e.g. MAPS.zarr.")],
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped models/edgenet-v9).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help=f"Model folder (default: the shipped models/{SHIPPED_MODEL.name}).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Presence threshold (default: the model's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into OUTPUT.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,
@@ -297,7 +298,7 @@ def map_command(
     """Map which elements are where: per-pixel edge recognition and classic edge-intensity maps."""
     from eelsbatch.cluster import open_client
     from eelsbatch.mapping import run_map
-    from eelsbatch.model import SHIPPED_MODEL, load_recogniser
+    from eelsbatch.model import load_recogniser
 
     model = model or SHIPPED_MODEL
     load_recogniser(model)  # a missing or corrupt model fails before any cluster starts
@@ -337,7 +338,6 @@ def demo(
     from eelsbatch.cluster import ClusterOptions, open_client
     from eelsbatch.mapping import run_map
     from eelsbatch.mapping._truth import intersection_over_union
-    from eelsbatch.model import SHIPPED_MODEL
     from eelsbatch.plot import plot_maps
     from eelsbatch.synth import write_spectrum_image
 

@@ -20,6 +20,7 @@ from eelsbatch.model._decision import report
 from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import FAMILIES, WINDOW_MARGIN_EV, EdgeNet
+from eelsbatch.shipped import SHIPPED_MODEL
 from eelsbatch.synth._forward import DISPERSION_RANGE_EV
 
 FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 3: its input channels (2 or 3)
@@ -29,7 +30,6 @@ CONFIG = "config.json"
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
 GPU_BATCH = 4096
 DISPERSION_SLACK = 0.01  # relative: a calibration a little off the trained range is still inside it
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "models" / "edgenet-v9"  # in the source tree (editable install)
 
 
 def _sha256(path: Path) -> str:
