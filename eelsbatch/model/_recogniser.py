@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from eelsbatch.acquisition import DISPERSION_RANGE_EV
 from eelsbatch.edges import coincident_elements
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.model._decision import report
@@ -21,7 +22,6 @@ from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import FAMILIES, WINDOW_MARGIN_EV, EdgeNet
 from eelsbatch.shipped import SHIPPED_MODEL
-from eelsbatch.synth._forward import DISPERSION_RANGE_EV
 
 FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 3: its input channels (2 or 3)
 READABLE_VERSIONS = (2, 3, 4)  # version 2: two input channels; 2 and 3: the 4 major read-out families
@@ -151,7 +151,7 @@ class Recogniser:
     def acquisition_warning(self, energy: np.ndarray) -> str | None:
         """Why the probabilities may not hold for spectra on the axis ``energy`` (channels,) in eV, or None.
 
-        Models are trained on the forward model's dispersions (``DISPERSION_RANGE_EV``, 0.05-2 eV/channel); on a
+        Models are trained on the synthetic spectra's dispersions (``DISPERSION_RANGE_EV``, 0.05-2 eV/channel); on a
         coarser or finer axis their probabilities are extrapolated, not calibrated.
         """
         dispersion = float(np.median(np.diff(np.asarray(energy, np.float64))))

@@ -49,13 +49,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import fftconvolve
 
+from eelsbatch.acquisition import DISPERSION_RANGE_EV
 from eelsbatch.edges import MAJOR_FAMILIES, Edge, edges_of
 from eelsbatch.readout import READOUT_SECTORS, sector_starts
 from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 
 SIMULATED_FAMILIES = {"K": 1.0, "L2,3": 1.0, "M4,5": 1.0, "N4,5": 0.4, "L1": 0.12, "M2,3": 0.25}
 ROSE_SNR = 5.0
-DISPERSION_RANGE_EV = (0.05, 2.0)  # eV per channel, drawn log-uniform: the dispersions every eelsbatch model is trained on
 CHEMICAL_SHIFT_EV = 4.0  # largest chemical shift of an element's edges from the table (drawn N(0, 1.5) eV, clipped)
 BACKGROUND_H = 5.0  # Egerton's h: noise added by extrapolating the fitted background under the edge (5 to 10)
 SNR_WINDOW_EV = 50.0
