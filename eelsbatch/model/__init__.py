@@ -6,6 +6,7 @@ for raw spectra on any acquisition axis, calibrated element probabilities and ed
 
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import EdgeNet
-from eelsbatch.model._recogniser import FORMAT_VERSION, SHIPPED_MODEL, Recogniser, load_recogniser
+from eelsbatch.model._recogniser import FORMAT_VERSION, Recogniser, load_recogniser
+from eelsbatch.shipped import SHIPPED_MODEL
 
 __all__ = ["FORMAT_VERSION", "SHIPPED_MODEL", "EdgeNet", "ModelGrid", "Recogniser", "load_recogniser"]

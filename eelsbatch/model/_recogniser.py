@@ -21,7 +21,6 @@ from eelsbatch.model._decision import report
 from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import FAMILIES, WINDOW_MARGIN_EV, EdgeNet
-from eelsbatch.shipped import SHIPPED_MODEL
 
 FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 3: its input channels (2 or 3)
 READABLE_VERSIONS = (2, 3, 4)  # version 2: two input channels; 2 and 3: the 4 major read-out families
