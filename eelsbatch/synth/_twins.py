@@ -64,17 +64,15 @@ def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray
         (spectra, elements) int, zero where the element is not detectable or has no twin.
     """
     counts = np.zeros(np.shape(detectable), np.int64)
-    for row, column in zip(*np.nonzero(detectable)):
-        low, high = windows[row]
-        own = _in_window(elements[column], low, high)
-        if not own:
-            continue
-        specimen = own + [edge for other in np.flatnonzero(present[row]) if other != column
-                          for edge in _in_window(elements[other], low, high)]
-        for candidate in np.flatnonzero(~present[row]):
-            theirs = _in_window(elements[candidate], low, high)
-            counts[row, column] += (any(major for *_, major in theirs) and _all_matched(own, theirs)
-                                    and _all_matched(theirs, specimen))
+    for row in np.flatnonzero(np.any(detectable, axis=1)):
+        in_window = [_in_window(element, *windows[row]) for element in elements]
+        specimen = [edge for column in np.flatnonzero(present[row]) for edge in in_window[column]]
+        candidates = [in_window[column] for column in np.flatnonzero(~present[row])
+                      if any(major for *_, major in in_window[column])]
+        for column in np.flatnonzero(detectable[row]):
+            own = in_window[column]
+            if own:
+                counts[row, column] = sum(_all_matched(own, theirs) and _all_matched(theirs, specimen) for theirs in candidates)
     return counts
 
 
