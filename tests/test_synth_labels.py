@@ -7,7 +7,7 @@ import pytest
 
 from eelsbatch.edges import element_of
 from eelsbatch.synth import ELEMENTS, ROSE_SNR, Quality, simulate
-from eelsbatch.synth._forward import BACKGROUND_H, edge_snr
+from eelsbatch.synth._forward import BACKGROUND_H, edge_snr, observer_z
 from eelsbatch.synth._twins import even_guess_ceiling, twin_counts
 
 
@@ -42,6 +42,31 @@ def test_simulated_edge_snr_grows_with_dose_at_most_as_its_square_root() -> None
     assert high["dose"] == pytest.approx(100 * low["dose"])
     ratio = high["snr"][[o, fe]] / low["snr"][[o, fe]]
     assert (ratio > 2.0).all() and (ratio <= 10.0 + 1e-3).all(), ratio
+
+
+def test_observer_z_is_blind_to_what_a_power_law_explains_and_grows_with_the_square_root_of_the_counts() -> None:
+    energy = np.linspace(400.0, 700.0, 1201)
+    background = 1e4 * (energy / 400.0) ** -3.0
+    step = np.where(energy >= 532.0, 0.05 * background, 0.0)
+    # a signal that only scales or bends the background locally is no edge for an observer who fits it
+    bend = 0.05 * background * (1.0 - 0.5 * np.log(energy / 532.0))  # A E**-r with A and r changed, to first order
+    assert observer_z(bend, background + bend, background + bend, energy, 532.0) < 1e-3 * observer_z(
+        step, background + step, background + step, energy, 532.0)
+    # shot noise only: 100 times the counts, 10 times the significance
+    z = [observer_z(dose * step, dose * (background + step), dose * (background + step), energy, 532.0) for dose in (1.0, 100.0)]
+    assert z[1] / z[0] == pytest.approx(10.0, rel=1e-6)
+    # only the fitting region counts: a channel more than the pre-edge span below the onset changes nothing
+    far = energy < 532.0 - 60.0
+    moved = np.where(far, 3.0 * background, background + step)
+    assert observer_z(step, moved, moved, energy, 532.0) == pytest.approx(z[0], rel=1e-9)
+
+
+def test_simulated_spectra_carry_the_ideal_observer_z_of_each_edge_in_the_window() -> None:
+    samples = [simulate(np.random.default_rng([11, i]), 2048, ["C", "Fe", "La"], (250.0, 0.4)) for i in range(12)]
+    present = np.array([s["present"] for s in samples])
+    z = np.array([s["observer_z"] for s in samples])
+    assert (z[present] > 0).all() and (z[~present] == 0).all()
+    assert np.corrcoef(np.log(z[present]), np.log(np.array([s["snr"] for s in samples])[present]))[0, 1] > 0.5
 
 
 def test_detectable_is_present_with_snr_at_the_rose_limit() -> None:

@@ -13,7 +13,11 @@ from eelsbatch.model._metrics import correct_sets, expected_calibration_error, e
 from eelsbatch.edges import MAJOR_FAMILIES, edges_of
 from eelsbatch.model._network import READOUT_FAMILIES, WINDOW_MARGIN_EV
 from eelsbatch.model._recogniser import Recogniser
+from eelsbatch.synth._forward import ROSE_SNR
 from eelsbatch.synth._twins import TWIN_MARGIN_EV, even_guess_ceiling, twin_counts
+
+LOW_ONSET_EV = 230.0  # below the C K edge: L2,3 of Mg..Cl, M4,5 of Y..Mo, N4,5 of the lanthanides
+OBSERVER_Z_BINS = np.array([0, 3, 5, 10, 20, 50, np.inf])
 
 
 def _binned_accuracy(values: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> list[dict]:
@@ -69,7 +73,10 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         per-element precision/recall/F1, onset error in eV, accuracy against jump ratio, dose and readout
         sectors, recall by the element's edge families in the window, errors by kind, the spectra with a twin
         (:func:`~eelsbatch.synth._twins.twin_counts`: no observer can tell which element) and the accuracy on and
-        off them, the most confused element pairs, and the expected calibration error.
+        off them, the most confused element pairs, and the expected calibration error. Where the store holds the
+        ideal-observer significance of each edge (:func:`~eelsbatch.synth._forward.observer_z`), also the recall
+        against it, below and above ``LOW_ONSET_EV``, and the headline with the elements no observer could find at
+        the Rose limit left unscored.
     """
     threshold = recogniser.threshold if threshold is None else threshold
     predictions = predict_store(recogniser, data) if predictions is None else predictions
@@ -88,6 +95,7 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
     hit = predicted & detectable & np.isfinite(onset_truth) & np.isfinite(onset)
     onset_error = np.abs(onset[hit] - onset_truth[hit])
     weakest = np.where(present, snr, np.inf).min(axis=1)
+    observer = _stored_per_element(store, "observer_z")
     confusions: dict[tuple[str, str], int] = {}
     for row in np.flatnonzero(~correct):
         missed = [recogniser.elements[i] for i in np.flatnonzero(false_negative[row])]
@@ -127,6 +135,9 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),
         "recall_vs_families_in_window": _recall_vs_families(recogniser.elements, predicted, detectable, windows),
         "errors_by_kind": error_kinds(recogniser, predicted, detectable, present, windows),
+        "recall_vs_observer_z": [] if observer is None else _recall_vs_observer_z(recogniser.elements, predicted, detectable, observer, windows),
+        "exact_match_observer_detectable": None if observer is None else float(
+            correct_sets(predicted, detectable & (observer >= ROSE_SNR), present).mean()),
         "twins": {"margin_eV": TWIN_MARGIN_EV, "spectra": int(with_twin.sum()),
                   "exact_match_on_them": float(correct[with_twin].mean()) if with_twin.any() else None,
                   "exact_match_elsewhere": float(correct[~with_twin].mean()) if not with_twin.all() else None,
@@ -203,8 +214,35 @@ def _recall_vs_families(elements: list[str], predicted: np.ndarray, detectable: 
             for name, found in sorted(groups.items(), key=lambda item: -len(item[1]))]
 
 
+def _stored_per_element(store: TrainingStore, name: str) -> np.ndarray | None:
+    """(spectra, elements) array ``name`` of the store in the recogniser's element order, read chunk by chunk; None if absent."""
+    if name not in store.group:
+        return None
+    return np.concatenate([store.group[name][s : s + store.chunk][:, store.columns] for s in store.chunk_starts()])
+
+
+def _recall_vs_observer_z(elements: list[str], predicted: np.ndarray, detectable: np.ndarray, observer: np.ndarray,
+                          windows: np.ndarray) -> list[dict]:
+    """Recall of the detectable elements by their ideal-observer z, overall and by the lowest major onset in the window."""
+    rows, columns = np.nonzero(detectable)
+    lowest = np.array([min((edge.onset_eV for edge in edges_of(elements[column])
+                            if edge.family in MAJOR_FAMILIES and windows[row, 0] <= edge.onset_eV <= windows[row, 1]), default=np.inf)
+                       for row, column in zip(rows, columns)])
+    found, z = predicted[rows, columns], observer[rows, columns]
+    table = []
+    for low, high in zip(OBSERVER_Z_BINS[:-1], OBSERVER_Z_BINS[1:]):
+        inside = (z >= low) & (z < high)
+        entry = {"low": float(low), "high": float(high), "count": int(inside.sum()),
+                 "recall": float(found[inside].mean()) if inside.any() else None}
+        for name, band in (("onset_below", lowest < LOW_ONSET_EV), ("onset_from", lowest >= LOW_ONSET_EV)):
+            chosen = inside & band
+            entry[f"{name}_{LOW_ONSET_EV:g}_eV"] = {"count": int(chosen.sum()), "recall": float(found[chosen].mean()) if chosen.any() else None}
+        table.append(entry)
+    return table
+
+
 def _recall_vs_jump(store: TrainingStore, predicted: np.ndarray, detectable: np.ndarray) -> list[dict]:
-    jump = np.concatenate([store.group["jump_ratio"][s : s + store.chunk][:, store.columns] for s in store.chunk_starts()])
+    jump = _stored_per_element(store, "jump_ratio")
     present = jump > 0
     rows = []
     for low, high in zip([1.0, 1.05, 1.1, 1.3, 2.0, 4.0], [1.05, 1.1, 1.3, 2.0, 4.0, np.inf]):
@@ -272,6 +310,7 @@ def summarise(metrics: dict) -> str:
         "recall by edge families in the window: " + ", ".join(f"{r['families']} {r['recall']:.3f} of {r['count']}"
                                                              for r in metrics["recall_vs_families_in_window"]),
         _twins_line(metrics["twins"]),
+        *_observer_lines(metrics),
         "most confused (missed -> reported): " + ", ".join(f"{c['missed']}->{c['reported_instead']} ({c['count']})" for c in metrics["most_confused"][:6]),
     ]
     return "\n".join(lines)
@@ -285,6 +324,21 @@ def _twins_line(twins: dict) -> str:
     elsewhere = "" if twins["exact_match_elsewhere"] is None else f", {twins['exact_match_elsewhere']:.4f} elsewhere"
     return (f"{line}, exact {twins['exact_match_on_them']:.4f} on them{elsewhere}; "
             f"right but for twins, guessed evenly among them: {twins['even_guess_ceiling']:.4f}")
+
+
+def _observer_lines(metrics: dict) -> list[str]:
+    rows = metrics["recall_vs_observer_z"]
+    if not rows:
+        return []
+    below, above = f"onset_below_{LOW_ONSET_EV:g}_eV", f"onset_from_{LOW_ONSET_EV:g}_eV"
+
+    def recall(part: dict) -> str:
+        return "-" if part["recall"] is None else f"{part['recall']:.3f}"
+
+    cells = ", ".join(f"{r['low']:g}-{r['high']:g} {recall(r[below])} / {recall(r[above])}" for r in rows)
+    return [f"recall by ideal-observer z, onset below / from {LOW_ONSET_EV:g} eV: {cells}",
+            f"exact element-set accuracy with elements below ideal-observer z {ROSE_SNR:g} unscored: "
+            f"{metrics['exact_match_observer_detectable']:.4f}"]
 
 
 def elements_found(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray,

@@ -36,8 +36,10 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
 Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
 ``detectable`` (present and edge SNR >= 5, the Rose criterion, with the SNR of the edge over the
 first 50 eV after its onset as an analyst measures it: background-fit error and detector gain pattern
-included, see :func:`edge_snr`), the per-channel onset label (edge table index), and every drawn
-parameter. A present element that is not detectable may or may not be reported: neither counts as an error.
+included, see :func:`edge_snr`), the per-channel onset label (edge table index), every drawn
+parameter, and, as a yardstick for the labels, the edge's ideal-observer significance ``observer_z``
+(:func:`observer_z`: what an observer who knows the edge's exact shape and fits the background locally
+could reach). A present element that is not detectable may or may not be reported: neither counts as an error.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ ROSE_SNR = 5.0
 CHEMICAL_SHIFT_EV = 4.0  # largest chemical shift of an element's edges from the table (drawn N(0, 1.5) eV, clipped)
 BACKGROUND_H = 5.0  # Egerton's h: noise added by extrapolating the fitted background under the edge (5 to 10)
 SNR_WINDOW_EV = 50.0
+OBSERVER_PRE_EDGE_EV = 50.0  # span below an onset over which the ideal observer fits the background (observer_z)
 TABLE_LOW_EV, TABLE_HIGH_EV = 50.0, 3000.0
 DETECTOR_PATTERNS = 8
 _DETECTOR_SEED = 20221
@@ -115,6 +118,34 @@ def edge_snr(edge_counts: float, other_counts: float, gain_nonuniformity: float)
     """
     noise = edge_counts + BACKGROUND_H * other_counts + (gain_nonuniformity * other_counts) ** 2
     return float(edge_counts / np.sqrt(noise + 1.0))
+
+
+def observer_z(edge: np.ndarray, expected: np.ndarray, variance: np.ndarray, energy: np.ndarray, onset: float) -> float:
+    """Ideal-observer significance of an edge: its amplitude over the amplitude's standard error.
+
+    From ``OBSERVER_PRE_EDGE_EV`` below the onset to ``SNR_WINDOW_EV`` above it, an observer who knows the
+    edge's exact shape (fine structure and white lines included) fits its amplitude together with a local
+    power-law distortion ``A E**-r`` of everything else in the spectrum (``A`` and ``r`` free), the
+    background an analyst fits. Linearised at the truth, the amplitude's significance is
+    ``sqrt(s'Ws - s'WX (X'WX)^-1 X'Ws)``: ``s`` the edge's expected counts, ``W`` the inverse variance and
+    ``X`` the derivatives of everything else with respect to ``log A`` and ``r``. No observer that fits the
+    background locally does better; an edge that only bends the background scores near 0.
+
+    Parameters
+    ----------
+    edge, expected, variance, energy
+        Per channel: the edge's expected counts, the expected counts of the whole spectrum, their
+        variance, and the energy in eV.
+    onset
+        The edge's onset in eV.
+    """
+    region = (energy >= onset - OBSERVER_PRE_EDGE_EV) & (energy <= onset + SNR_WINDOW_EV)
+    signal, weight = edge[region], 1.0 / variance[region]
+    rest = expected[region] - signal
+    nuisance = np.stack([rest, rest * np.log(energy[region])], axis=1)
+    projection = nuisance.T @ (weight * signal)
+    information = signal @ (weight * signal) - projection @ np.linalg.pinv(nuisance.T @ (weight[:, None] * nuisance)) @ projection
+    return float(np.sqrt(max(information, 0.0)))
 
 
 @functools.cache
@@ -258,7 +289,7 @@ def simulate(
     dict
         ``spectrum`` (channels,) float32 counts, ``expected`` (mean detected counts, before dark
         offset, read noise and spikes), ``present``,
-        ``detectable``, ``snr``, ``jump_ratio`` (len(pool),), ``onset_label`` (channels,) int16 and the
+        ``detectable``, ``snr``, ``observer_z``, ``jump_ratio`` (len(pool),), ``onset_label`` (channels,) int16 and the
         scalar parameters.
     """
     composition = draw_composition(rng, pool) if composition is None else list(composition)
@@ -276,6 +307,7 @@ def simulate(
     core = background.copy()
     present = np.zeros(len(pool), bool)
     snr = np.zeros(len(pool), np.float32)
+    significance = np.zeros(len(pool), np.float32)
     jump = np.zeros(len(pool), np.float32)
     onset_label = np.full(channels, -1, np.int16)
     index = {element: i for i, element in enumerate(pool)}
@@ -308,12 +340,16 @@ def simulate(
     expected = fftconvolve(core, kernel)[pad : pad + channels]
     expected = np.maximum(expected, 0.0)
     gain_level = rng.uniform(0.0, 0.03)
+    edge_expected = {element: fftconvolve(edge_signals[element], kernel)[pad : pad + channels] for element in first_onset}
     for element, onset in first_onset.items():
         region = (energy[pad:] >= onset) & (energy[pad:] <= onset + SNR_WINDOW_EV)
-        edge_counts = fftconvolve(edge_signals[element], kernel)[pad : pad + channels][region].sum()
+        edge_counts = edge_expected[element][region].sum()
         snr[index[element]] = edge_snr(edge_counts, expected[region].sum() - edge_counts, gain_level)
     gain = 1.0 + gain_level * _detector_patterns(channels)[rng.integers(DETECTOR_PATTERNS)]
     read_noise = rng.uniform(0.0, 5.0)
+    variance = np.maximum(expected, 1.0) + read_noise**2 + (gain_level * expected) ** 2
+    for element, onset in first_onset.items():
+        significance[index[element]] = observer_z(edge_expected[element], expected, variance, energy[pad:], onset)
     dark = rng.uniform(0.0, 100.0) if rng.random() < 0.5 else 0.0
     expected = expected * gain  # mean detected counts, before dark offset and read noise
     counts = rng.poisson(expected) + rng.normal(0.0, read_noise, channels) + dark
@@ -324,7 +360,7 @@ def simulate(
     blank = rng.random() < quality.blank_probability  # drawn after the specimen: the other draws do not depend on it
     if blank:
         expected, counts = _blank_readout(rng, channels)
-        present[:], snr[:], jump[:], onset_label[:] = False, 0.0, 0.0, -1
+        present[:], snr[:], significance[:], jump[:], onset_label[:] = False, 0.0, 0.0, 0.0, -1
     sectors, detector_channels, readout_offset = 1, channels, 0
     if rng.random() < quality.sector_probability:  # drawn last, likewise
         sectors = int(READOUT_SECTORS[rng.integers(len(READOUT_SECTORS))])
@@ -341,6 +377,7 @@ def simulate(
         "present": present,
         "detectable": present & (snr >= ROSE_SNR),
         "snr": snr,
+        "observer_z": significance,
         "jump_ratio": jump,
         "onset_label": onset_label,
         "energy_offset": float(start),

@@ -16,7 +16,7 @@ PER_SAMPLE = (
     "gain_nonuniformity", "read_noise", "dark_offset", "spikes", "readout_sectors", "detector_channels", "readout_offset", "thickness", "plasmon_energy",
     "resolution",
 )
-PER_ELEMENT = ("present", "detectable", "snr", "jump_ratio")
+PER_ELEMENT = ("present", "detectable", "snr", "observer_z", "jump_ratio")
 PER_CHANNEL = ("spectrum", "onset_label")
 
 
@@ -55,7 +55,7 @@ def generate(
     -------
     dict of numpy arrays
         ``spectrum`` (n, channels) float32, ``onset_label`` (n, channels) int16, ``present``,
-        ``detectable``, ``snr``, ``jump_ratio`` (n, len(pool)), and the scalar parameters (n,).
+        ``detectable``, ``snr``, ``observer_z``, ``jump_ratio`` (n, len(pool)), and the scalar parameters (n,).
     """
     if n < 1:
         raise EelsbatchError(None, f"--n must be a positive number of spectra, not {n}")

@@ -19,7 +19,7 @@ from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR, Qu
 from eelsbatch.synth._generate import PER_CHANNEL, PER_ELEMENT, PER_SAMPLE, check_elements, generate
 
 _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "detectable": bool,
-           "snr": np.float32, "jump_ratio": np.float32, "spikes": np.int64, "readout_sectors": np.int64,
+           "snr": np.float32, "observer_z": np.float32, "jump_ratio": np.float32, "spikes": np.int64, "readout_sectors": np.int64,
            "detector_channels": np.int64, "readout_offset": np.int64}
 
 
