@@ -248,6 +248,7 @@ def evaluate(
                 typer.echo(f"wrote {path}")
         return
     from eelsbatch.io import open_spectrum_image
+    from eelsbatch.mapping._alternatives import found_alternatives
 
     if threshold is not None:
         recogniser.threshold = threshold
@@ -259,7 +260,9 @@ def evaluate(
     if warning := recogniser.acquisition_warning(counts["energy"].values):
         print(f"eelsbatch: warning: {data}: {warning}", file=sys.stderr)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
-    typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f})" for e, p in found) or "none reported"))
+    alternatives = found_alternatives([e for e, _ in found], counts["energy"].values, recogniser.elements)
+    typer.echo("elements found: " + (", ".join(f"{e} ({p:.2f}{'; or ' + ', '.join(alternatives[e]) if e in alternatives else ''})"
+                                              for e, p in found) or "none reported"))
 
 
 def _store_kind(path: Path) -> str | None:
@@ -312,7 +315,7 @@ def map_command(
     typer.echo(
         f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
         f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "
-        f"elements found: {', '.join(summary.elements_found) or 'none'}; wrote {output}"
+        f"elements found: {summary.found_text()}; wrote {output}"
     )
 
 
@@ -349,7 +352,7 @@ def demo(
         write_spectrum_image(image, structure, (size[0], size[-1]), 0, client, overwrite=True)
         summary = run_map(image, maps, SHIPPED_MODEL, client, overwrite=True)
     typer.echo(f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s); "
-               f"elements found: {', '.join(summary.elements_found) or 'none'}")
+               f"elements found: {summary.found_text()}")
     for element, iou in intersection_over_union(maps, image).items():
         typer.echo(f"  {element}: IoU of the map with the ground truth {iou:.3f}")
     typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")

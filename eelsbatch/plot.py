@@ -75,9 +75,11 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
 
     from eelsbatch.edges import MAJOR_FAMILIES, edges_of
     from eelsbatch.io import open_store
+    from eelsbatch.mapping._alternatives import describe_found
 
     dataset = open_store(maps, kind="maps")
     found = json.loads(dataset.attrs.get("elements_found", "[]"))
+    alternatives = json.loads(dataset.attrs.get("alternatives", "{}"))
     nav = [dim for dim in dataset["probability"].dims if dim != "element"]
     extra = {dim: 0 for dim in nav[:-2]}  # 4D maps: show the first frame of the leading dims
     rows = len(found) if len(nav) >= 2 else 0
@@ -91,7 +93,7 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
             extent = (x[0], x[-1], y[-1], y[0]) if x.size > 1 and y.size > 1 else None
             shown = axis.imshow(image.values, extent=extent, cmap=cmap, vmin=0 if name == "probability" else None, vmax=1 if name == "probability" else None)
             figure.colorbar(shown, ax=axis, fraction=0.046)
-            axis.set_title(f"{element}: {label}", fontsize=10)
+            axis.set_title(f"{describe_found([element], alternatives)}: {label}", fontsize=10)
             axis.set_xticks([])
             axis.set_yticks([])
             if extent is not None:
@@ -107,7 +109,7 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
                           transform=axis.get_xaxis_transform())
     axis.set_xlabel("energy loss (eV)")
     axis.set_ylabel("counts (sum)")
-    axis.set_title(f"sum spectrum; elements found: {', '.join(found) or 'none'} (model {dataset.attrs.get('model_name')})", fontsize=10)
+    axis.set_title(f"sum spectrum; elements found: {describe_found(found, alternatives)} (model {dataset.attrs.get('model_name')})", fontsize=10)
     figure.tight_layout()
     figure.savefig(output, dpi=100)
     plt.close(figure)

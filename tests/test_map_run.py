@@ -23,7 +23,7 @@ from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, open_store, write_store
 from eelsbatch.mapping import edge_intensity, integration_onset, run_map
 from eelsbatch.model import load_recogniser
-from eelsbatch.synth import spectrum_image, write_spectrum_image
+from eelsbatch.synth import STRONG, simulate, spectrum_image, write_spectrum_image
 
 MAP_VARIABLES = ("probability", "present", "onset_energy", "edge_intensity")
 IOU_GOAL = 0.9
@@ -87,6 +87,7 @@ def test_maps_follow_the_ground_truth_of_a_synthetic_spectrum_image(core_shell) 
     assert all(score >= 0.5 for score in scores.values()), scores  # every element mapped where it is, mostly
     assert set(summary.elements_found) == set(scores), "an element found that is in no phase, or a true one missed"
     assert summary.spectra == 48 * 48 and summary.chunks_computed == summary.chunks_total == 9
+    assert summary.alternatives == {}  # C K, O K, Fe L2,3 and Ce M4,5 have no look-alike in 250-1274 eV
 
     # The classic edge-intensity map is bright where the element is and dark elsewhere.
     truth, maps = open_store(image)["truth"], open_store(output, kind="maps")
@@ -100,6 +101,25 @@ def test_maps_reach_the_iou_goal_for_every_element(core_shell) -> None:
     image, output, _ = core_shell
     scores = _iou(image, output)
     assert all(score >= IOU_GOAL for score in scores.values()), scores
+
+
+def test_a_found_element_names_the_elements_whose_edges_look_the_same_in_the_window(
+    shipped_model: Path, tmp_path: Path, dask_client: Client
+) -> None:
+    """Co L2,3 and Ba M4,5 white lines (779 and 781 eV) alone in 700-802 eV: a map of either is a map of both, and
+    the maps store, the summary, the CLI line and the plot say so. The core-shell image's C, O, Fe, Ce have none."""
+    window = (700.0, 0.05)
+    spectra = np.stack([simulate(np.random.default_rng([17, i]), 2048, ["Co"], window, STRONG)["spectrum"] for i in range(16)])
+    energy = window[0] + window[1] * np.arange(2048)
+    counts = xr.DataArray(spectra.reshape(4, 4, 2048), dims=("y", "x", "energy"),
+                          coords={"energy": ("energy", energy, {"units": "eV"})})
+    store = write_store(counts, tmp_path / "cobalt.zarr")
+    summary = run_map(store, tmp_path / "maps.zarr", shipped_model, dask_client, progress=False)
+    reported = set(summary.elements_found) & {"Co", "Ba"}
+    assert reported, summary.elements_found
+    assert summary.alternatives == {element: ["Ba" if element == "Co" else "Co"] for element in reported}
+    assert json.loads(zarr.open_group(str(tmp_path / "maps.zarr"), mode="r").attrs["alternatives"]) == summary.alternatives
+    assert "Co (or Ba)" in summary.found_text() or "Ba (or Co)" in summary.found_text()
 
 
 def test_map_values_equal_the_recogniser_applied_directly(

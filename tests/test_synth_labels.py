@@ -8,7 +8,7 @@ import pytest
 from eelsbatch.edges import element_of
 from eelsbatch.synth import ELEMENTS, ROSE_SNR, Quality, simulate
 from eelsbatch.synth._forward import BACKGROUND_H, edge_snr, observer_z
-from eelsbatch.synth._twins import even_guess_ceiling, twin_counts
+from eelsbatch.synth._twins import even_guess_ceiling, twin_counts, window_twins
 
 
 def test_an_element_whose_edges_all_miss_the_window_is_not_labelled() -> None:
@@ -119,3 +119,12 @@ def test_twins_are_absent_elements_the_forward_model_could_draw_with_the_same_ed
     np.testing.assert_array_equal(twins, expected)
     assert even_guess_ceiling(twins) == pytest.approx((1 / 3 + 1 + 1 / 2 + 1 / 2 + 1 + 1) / 6)
 
+
+def test_window_twins_name_what_could_stand_in_for_a_reported_element() -> None:
+    assert window_twins("Ce", ["Ce"], 95.0, 125.0, ELEMENTS) == ["Pr", "Nd"]
+    assert window_twins("Ce", ["Ce"], 95.0, 960.0, ELEMENTS) == []  # Ce M4,5 (883 eV) settles it
+    assert window_twins("Co", ["Co"], 700.0, 802.0, ELEMENTS) == ["Ba"]
+    assert window_twins("Co", ["Co", "Ba"], 700.0, 802.0, ELEMENTS) == ["Ba"]  # both reported: still look-alikes
+    assert window_twins("Co", ["Co", "Ba"], 700.0, 1000.0, ELEMENTS) == []  # Co L1 (926 eV) is Co's alone
+    assert window_twins("Cu", ["Cu"], 900.0, 1050.0, ELEMENTS) == ["Pr"]  # Cu L2,3 beside Pr M4,5 (931 eV)
+    assert window_twins("Cu", ["Cu"], 900.0, 1150.0, ELEMENTS) == []  # Cu L1 (1096 eV) is Cu's alone

@@ -57,8 +57,9 @@ def create_maps_store(output: Path, counts: xr.DataArray, elements: list[str], p
     dataset.to_zarr(str(output), mode="w", consolidated=False, compute=False)
 
 
-def finish_maps_store(output: Path, found: list[str]) -> None:
-    """Sum the partial spectra, blank the edge intensity of elements found nowhere, and mark complete."""
+def finish_maps_store(output: Path, found: list[str], alternatives: dict[str, list[str]]) -> None:
+    """Sum the partial spectra, blank the edge intensity of elements found nowhere, record the elements found and
+    their alternatives (elements with the same edges in the window), and mark complete."""
     group = zarr.open_group(str(output), mode="r+")
     elements = [str(e) for e in group["element"][:]]
     total = group["partial_sum"][:].sum(axis=0)
@@ -69,6 +70,7 @@ def finish_maps_store(output: Path, found: list[str]) -> None:
         if element not in found:
             intensity[index] = np.nan
     group.attrs["elements_found"] = json.dumps(found)
+    group.attrs["alternatives"] = json.dumps(alternatives)
     group.attrs["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     mark_complete(output)
 

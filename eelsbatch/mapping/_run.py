@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, write_store
+from eelsbatch.mapping._alternatives import describe_found, found_alternatives
 from eelsbatch.mapping._chunk import map_chunk
 from eelsbatch.mapping._intensity import integration_onset
 from eelsbatch.mapping._layout import blocks, create_maps_store, finish_maps_store, provenance
@@ -34,11 +35,16 @@ class MapSummary:
     chunks_total: int
     timings: dict[str, float] = field(default_factory=dict)
     warning: str | None = None  # why the maps may not hold (:meth:`Recogniser.acquisition_warning`)
+    alternatives: dict[str, list[str]] = field(default_factory=dict)  # found element -> elements with the same edges here
 
     @property
     def spectra_per_second(self) -> float:
         """End-to-end throughput of this run."""
         return self.spectra / self.seconds if self.seconds > 0 else float("nan")
+
+    def found_text(self) -> str:
+        """The elements found, each with the elements it cannot be told from in this window: ``Co (or Ba), O``."""
+        return describe_found(self.elements_found, self.alternatives)
 
 
 def input_store_for(source: Path, output: Path) -> Path:
@@ -138,8 +144,9 @@ def run_map(
             bar.update()
     seconds = time.perf_counter() - started
     found = elements_found(output, recogniser.elements)
-    finish_maps_store(output, found)
-    return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, warning)
+    alternatives = found_alternatives(found, energy, recogniser.elements)
+    finish_maps_store(output, found, alternatives)
+    return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, warning, alternatives)
 
 
 def elements_found(output: Path, elements: list[str]) -> list[str]:
@@ -157,4 +164,5 @@ def _summary_of_finished(output: Path, total: int, warning: str | None) -> MapSu
     import json
 
     attrs = zarr.open_group(str(output), mode="r").attrs
-    return MapSummary(0, 0.0, json.loads(attrs.get("elements_found", "[]")), 0, total, warning=warning)
+    return MapSummary(0, 0.0, json.loads(attrs.get("elements_found", "[]")), 0, total, warning=warning,
+                      alternatives=json.loads(attrs.get("alternatives", "{}")))

@@ -39,6 +39,35 @@ def _all_matched(edges: list[SimulatedEdge], others: list[SimulatedEdge]) -> boo
                for onset, kinds, _ in edges)
 
 
+def _twins_among(own: list[SimulatedEdge], candidates: list[list[SimulatedEdge]], specimen: list[SimulatedEdge]) -> list[bool]:
+    """Which candidates (each its edges in the window) are twins of an element with edges ``own`` in a specimen's window."""
+    return [bool(own) and _all_matched(own, theirs) and _all_matched(theirs, specimen) for theirs in candidates]
+
+
+def window_twins(element: str, specimen: Sequence[str], low: float, high: float, elements: Sequence[str]) -> list[str]:
+    """Elements that could stand in for ``element`` in a spectrum acquired from ``low`` to ``high`` eV.
+
+    The twins of :func:`twin_counts` among ``elements``, with the other elements reported beside ``element``
+    (``specimen``) in the specimen: a recogniser cannot tell them from ``element`` by their edges in this window.
+    Another reported element can be a twin too: in a map, two look-alikes may each be reported in some pixels.
+
+    Parameters
+    ----------
+    element
+        The reported element.
+    specimen
+        The elements reported beside it (``element`` may be among them).
+    low, high
+        First and last acquired energy in eV.
+    elements
+        The candidates (a model's element list).
+    """
+    in_window = {name: _in_window(name, low, high) for name in {*elements, *specimen, element}}
+    candidates = [name for name in elements if name != element and any(major for *_, major in in_window[name])]
+    return [name for name in candidates if _twins_among(
+        in_window[element], [in_window[name]], [edge for other in {*specimen, element} - {name} for edge in in_window[other]])[0]]
+
+
 def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray, elements: Sequence[str]) -> np.ndarray:
     """How many twins each detectable element has in its spectrum's window.
 
@@ -70,9 +99,7 @@ def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray
         candidates = [in_window[column] for column in np.flatnonzero(~present[row])
                       if any(major for *_, major in in_window[column])]
         for column in np.flatnonzero(detectable[row]):
-            own = in_window[column]
-            if own:
-                counts[row, column] = sum(_all_matched(own, theirs) and _all_matched(theirs, specimen) for theirs in candidates)
+            counts[row, column] = sum(_twins_among(in_window[column], candidates, specimen))
     return counts
 
 
