@@ -37,7 +37,7 @@ import zarr
 
 from eelsbatch.io import open_spectrum_image
 from eelsbatch.model import SHIPPED_MODEL, Recogniser, load_recogniser
-from eelsbatch.model._evaluate import LOW_ONSET_EV, evaluate_store, predict_store
+from eelsbatch.model._evaluate import CLEAR_Z, LOW_ONSET_EV, evaluate_store, predict_store
 from eelsbatch.model._metrics import correct_sets
 from eelsbatch.readout import boundary_channels
 from eelsbatch.synth import Quality, generate, spectrum_image
@@ -189,7 +189,10 @@ def table(results: dict[str, dict]) -> str:
             "{exact_match_elsewhere:.4f}, {even_guess_ceiling:.4f}".format(**t["twins"]),
             "test recall by families in the window": ", ".join(f"{x['families']} {x['recall']:.3f}" for x in t["recall_vs_families_in_window"][:6]),
             f"test recall by ideal-observer z, onset below / from {LOW_ONSET_EV:g} eV": ", ".join(
-                f"{x['low']:g}-{x['high']:g} {x[below]['recall']:.2f} / {x[above]['recall']:.2f}" for x in t["recall_vs_observer_z"]),
+                f"{x['low']:g}-{x['high']:g} {x[below]['recall']:.2f} / {x[above]['recall']:.2f}" for x in t["recall_vs_observer_z"]["by_observer_z"]),
+            f"test recall from z {CLEAR_Z:g} by dispersion (eV/ch), onset below / from {LOW_ONSET_EV:g} eV": ", ".join(
+                f"{x['low']:g}-{x['high']:g} {x[below]['recall']:.2f} / {x[above]['recall']:.2f}"
+                for x in t["recall_vs_observer_z"][f"by_dispersion_from_z_{CLEAR_Z:g}"]),
             "test exact, elements below ideal-observer z 5 unscored": f"{t['exact_match_observer_detectable']:.4f}",
             "paired one port / 2-4 ports: exact": f"{p['one_port']['exact_match']:.4f} / {p['two_or_four_ports']['exact_match']:.4f}",
             "paired edge-free false (one / 2-4)": f"{p['one_port']['edge_free_with_a_false_element']} / {p['two_or_four_ports']['edge_free_with_a_false_element']} of {p['one_port']['edge_free']}",

@@ -462,12 +462,16 @@ def test_evaluate_scores_a_labelled_store_as_the_recogniser_decides(shipped: Rec
     assert metrics["twins"]["spectra"] == with_twin.sum()
     assert metrics["twins"]["exact_match_elsewhere"] == pytest.approx(correct[~with_twin].mean())
     observer = group["observer_z"][:]
-    rows = metrics["recall_vs_observer_z"]
+    rows = metrics["recall_vs_observer_z"]["by_observer_z"]
     assert sum(row["count"] for row in rows) == detectable.sum()
     for row in rows:
         inside = detectable & (observer >= row["low"]) & (observer < row["high"])
         assert row["count"] == inside.sum()
         assert row["recall"] == (pytest.approx(decided[inside].mean()) if inside.any() else None)
+    dispersion = np.broadcast_to(group["dispersion"][:][:, None], detectable.shape)
+    for row in metrics["recall_vs_observer_z"]["by_dispersion_from_z_10"]:
+        inside = detectable & (observer >= 10) & (dispersion >= row["low"]) & (dispersion < row["high"])
+        assert row["count"] == inside.sum()
     assert metrics["exact_match_observer_detectable"] == pytest.approx(correct_sets(decided, detectable & (observer >= 5), present).mean())
     assert "ideal-observer z" in result.stdout
 

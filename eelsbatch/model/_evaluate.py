@@ -18,6 +18,8 @@ from eelsbatch.synth._twins import TWIN_MARGIN_EV, even_guess_ceiling, twin_coun
 
 LOW_ONSET_EV = 230.0  # below the C K edge: L2,3 of Mg..Cl, M4,5 of Y..Mo, N4,5 of the lanthanides
 OBSERVER_Z_BINS = np.array([0, 3, 5, 10, 20, 50, np.inf])
+CLEAR_Z = 10.0  # an edge at least this far above the ideal observer's noise is clearly detectable
+DISPERSION_BINS = np.array([0, 0.1, 0.2, 0.4, 0.8, np.inf])  # eV per channel
 
 
 def _binned_accuracy(values: np.ndarray, correct: np.ndarray, edges: np.ndarray) -> list[dict]:
@@ -135,7 +137,8 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         "recall_vs_jump_ratio": _recall_vs_jump(store, predicted, detectable),
         "recall_vs_families_in_window": _recall_vs_families(recogniser.elements, predicted, detectable, windows),
         "errors_by_kind": error_kinds(recogniser, predicted, detectable, present, windows),
-        "recall_vs_observer_z": [] if observer is None else _recall_vs_observer_z(recogniser.elements, predicted, detectable, observer, windows),
+        "recall_vs_observer_z": {} if observer is None else _recall_vs_observer_z(
+            recogniser.elements, predicted, detectable, observer, windows, store.group["dispersion"][:]),
         "exact_match_observer_detectable": None if observer is None else float(
             correct_sets(predicted, detectable & (observer >= ROSE_SNR), present).mean()),
         "twins": {"margin_eV": TWIN_MARGIN_EV, "spectra": int(with_twin.sum()),
@@ -222,19 +225,27 @@ def _stored_per_element(store: TrainingStore, name: str) -> np.ndarray | None:
 
 
 def _recall_vs_observer_z(elements: list[str], predicted: np.ndarray, detectable: np.ndarray, observer: np.ndarray,
-                          windows: np.ndarray) -> list[dict]:
-    """Recall of the detectable elements by their ideal-observer z, overall and by the lowest major onset in the window."""
+                          windows: np.ndarray, dispersion: np.ndarray) -> dict[str, list[dict]]:
+    """Recall of the detectable elements by their ideal-observer z, and of the clearly detectable ones (z from
+    ``CLEAR_Z``) by dispersion; each overall and by the element's lowest major onset in the window."""
     rows, columns = np.nonzero(detectable)
     lowest = np.array([min((edge.onset_eV for edge in edges_of(elements[column])
                             if edge.family in MAJOR_FAMILIES and windows[row, 0] <= edge.onset_eV <= windows[row, 1]), default=np.inf)
                        for row, column in zip(rows, columns)])
     found, z = predicted[rows, columns], observer[rows, columns]
+    clear = z >= CLEAR_Z
+    return {"by_observer_z": _recall_table(found, z, OBSERVER_Z_BINS, lowest),
+            f"by_dispersion_from_z_{CLEAR_Z:g}": _recall_table(found[clear], dispersion[rows][clear], DISPERSION_BINS, lowest[clear])}
+
+
+def _recall_table(found: np.ndarray, values: np.ndarray, bins: np.ndarray, lowest_onset: np.ndarray) -> list[dict]:
+    """Recall of ``found`` in bins of ``values``: overall, with the lowest onset below and from ``LOW_ONSET_EV``."""
     table = []
-    for low, high in zip(OBSERVER_Z_BINS[:-1], OBSERVER_Z_BINS[1:]):
-        inside = (z >= low) & (z < high)
+    for low, high in zip(bins[:-1], bins[1:]):
+        inside = (values >= low) & (values < high)
         entry = {"low": float(low), "high": float(high), "count": int(inside.sum()),
                  "recall": float(found[inside].mean()) if inside.any() else None}
-        for name, band in (("onset_below", lowest < LOW_ONSET_EV), ("onset_from", lowest >= LOW_ONSET_EV)):
+        for name, band in (("onset_below", lowest_onset < LOW_ONSET_EV), ("onset_from", lowest_onset >= LOW_ONSET_EV)):
             chosen = inside & band
             entry[f"{name}_{LOW_ONSET_EV:g}_eV"] = {"count": int(chosen.sum()), "recall": float(found[chosen].mean()) if chosen.any() else None}
         table.append(entry)
@@ -327,16 +338,19 @@ def _twins_line(twins: dict) -> str:
 
 
 def _observer_lines(metrics: dict) -> list[str]:
-    rows = metrics["recall_vs_observer_z"]
-    if not rows:
+    tables = metrics["recall_vs_observer_z"]
+    if not tables:
         return []
     below, above = f"onset_below_{LOW_ONSET_EV:g}_eV", f"onset_from_{LOW_ONSET_EV:g}_eV"
 
-    def recall(part: dict) -> str:
-        return "-" if part["recall"] is None else f"{part['recall']:.3f}"
+    def cells(rows: list[dict]) -> str:
+        def recall(part: dict) -> str:
+            return "-" if part["recall"] is None else f"{part['recall']:.3f}"
+        return ", ".join(f"{r['low']:g}-{r['high']:g} {recall(r[below])} / {recall(r[above])}" for r in rows)
 
-    cells = ", ".join(f"{r['low']:g}-{r['high']:g} {recall(r[below])} / {recall(r[above])}" for r in rows)
-    return [f"recall by ideal-observer z, onset below / from {LOW_ONSET_EV:g} eV: {cells}",
+    return [f"recall by ideal-observer z, onset below / from {LOW_ONSET_EV:g} eV: {cells(tables['by_observer_z'])}",
+            f"recall from ideal-observer z {CLEAR_Z:g} by dispersion (eV/ch), onset below / from {LOW_ONSET_EV:g} eV: "
+            f"{cells(tables[f'by_dispersion_from_z_{CLEAR_Z:g}'])}",
             f"exact element-set accuracy with elements below ideal-observer z {ROSE_SNR:g} unscored: "
             f"{metrics['exact_match_observer_detectable']:.4f}"]
 
