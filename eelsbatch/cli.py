@@ -136,6 +136,7 @@ def synth(
     blank_probability: Annotated[Optional[float], typer.Option(help="Share of blank readouts, pixels with no specimen (default: the forward model's, 0.03; a training-set knob).")] = None,
     sector_probability: Annotated[Optional[float], typer.Option(help="Share of spectra read out through 2 or 4 detector ports with their own gains (default: the forward model's, 0.1; a training-set knob).")] = None,
     cropped_probability: Annotated[Optional[float], typer.Option(help="Of those, the share saved cropped from a longer detector axis, their steps off the equal shares (default 0; a training-set knob).")] = None,
+    dispersion_range: Annotated[Optional[str], typer.Option(help="Range of the drawn dispersion in eV/channel, e.g. 0.05,0.4 (default: the model range, 0.05,2; a training-set knob).")] = None,
     preview: Annotated[Optional[Path], typer.Option(help="Also write a PNG of a few spectra with their edges marked.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
     scheduler: SchedulerOption = None,
@@ -167,6 +168,8 @@ def synth(
     for name, value in shares.items():
         if not 0.0 <= value <= 1.0:
             raise EelsbatchError(None, f"--{name.replace('_', '-')} must lie between 0 and 1, not {value}")
+    if dispersion_range is not None:
+        shares["dispersion_range"] = _parse_range(dispersion_range, "--dispersion-range")
     quality = dataclasses.replace(DEFAULT_QUALITY, **shares)
     composition = check_elements([e.strip() for e in elements.split(",") if e.strip()]) if elements else None
     window = None
@@ -356,6 +359,17 @@ def demo(
     for element, iou in intersection_over_union(maps, image).items():
         typer.echo(f"  {element}: IoU of the map with the ground truth {iou:.3f}")
     typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")
+
+
+def _parse_range(text: str, option: str) -> tuple[float, float]:
+    """``LOW,HIGH`` as two positive numbers, the first below the second (one-line error otherwise)."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise EelsbatchError(None, f"{option} must be two numbers LOW,HIGH, not {text!r}") from None
+    if not 0 < low < high:
+        raise EelsbatchError(None, f"{option} must be LOW,HIGH with 0 < LOW < HIGH, not {text!r}")
+    return low, high
 
 
 def _sector_starts(text: str | None, source: Path, recorded: list[int] | None = None,

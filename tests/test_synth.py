@@ -145,6 +145,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["--sector-probability", "1.5"], "--sector-probability must lie between 0 and 1, not 1.5"),
         (["--blank-probability", "-0.1"], "--blank-probability must lie between 0 and 1, not -0.1"),
         (["--cropped-probability", "2"], "--cropped-probability must lie between 0 and 1, not 2.0"),
+        (["--dispersion-range", "0.4,0.1"], "--dispersion-range must be LOW,HIGH with 0 < LOW < HIGH, not '0.4,0.1'"),
+        (["--dispersion-range", "fine"], "--dispersion-range must be two numbers LOW,HIGH, not 'fine'"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_store(
@@ -168,9 +170,9 @@ def test_bad_input_through_the_interpreter_is_one_line(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_preview_png_is_written_and_the_blank_and_sector_shares_are_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
+def test_preview_png_is_written_and_the_blank_and_sector_shares_and_dispersion_range_are_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
     arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "20", "--chunk-size", "10", "--sector-probability", "1", "--blank-probability", "1",
-                 "--cropped-probability", "1", "--scheduler", dask_client.scheduler.address, "--preview", str(tmp_path / "p.png")]
+                 "--cropped-probability", "1", "--dispersion-range", "0.1,0.2", "--scheduler", dask_client.scheduler.address, "--preview", str(tmp_path / "p.png")]
     monkeypatch.setattr(sys, "argv", ["eelsbatch", *arguments])
     with pytest.raises(SystemExit) as exited:
         main()
@@ -181,3 +183,5 @@ def test_preview_png_is_written_and_the_blank_and_sector_shares_are_knobs(tmp_pa
     assert (store["detector_channels"].values > 2048).all()  # every one saved cropped from a longer detector axis
     assert set(store["readout_sectors"].values) <= {2, 4}  # every spectrum read out through several ports
     assert not store["elements"].values.any()  # and every one a blank readout
+    assert "dispersion_range=(0.1, 0.2)" in store.attrs["quality"]
+    assert ((store["dispersion"].values >= 0.1) & (store["dispersion"].values <= 0.2)).all()

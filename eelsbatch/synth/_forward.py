@@ -77,6 +77,7 @@ class Quality:
     blank_probability: float = 0.03
     sector_probability: float = 0.1
     cropped_probability: float = 0.0  # of the spectra read out through several ports: saved cropped, steps off the equal shares
+    dispersion_range: tuple[float, float] = DISPERSION_RANGE_EV  # eV/ch, drawn log-uniform
 
 
 DEFAULT_QUALITY = Quality()
@@ -172,8 +173,9 @@ def draw_composition(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -
     return list(dict.fromkeys(chosen))[:4]
 
 
-def _draw_window(rng: np.random.Generator, composition: list[str], channels: int) -> tuple[float, float]:
-    dispersion = float(np.exp(rng.uniform(*np.log(DISPERSION_RANGE_EV))))
+def _draw_window(rng: np.random.Generator, composition: list[str], channels: int,
+                 dispersion_range: tuple[float, float]) -> tuple[float, float]:
+    dispersion = float(np.exp(rng.uniform(*np.log(dispersion_range))))
     width = channels * dispersion
     onsets = [e for element in composition for e in major_onsets(element) if 60.0 <= e <= TABLE_HIGH_EV]
     if onsets:
@@ -293,7 +295,7 @@ def simulate(
         scalar parameters.
     """
     composition = draw_composition(rng, pool) if composition is None else list(composition)
-    start, dispersion = _draw_window(rng, composition, channels) if window is None else window
+    start, dispersion = _draw_window(rng, composition, channels, quality.dispersion_range) if window is None else window
     energy_shift = float(np.clip(rng.normal(0.0, 2.0), -5.0, 5.0))
     dispersion_error = rng.uniform(-0.005, 0.005)
     true_dispersion = dispersion * (1 + dispersion_error)
