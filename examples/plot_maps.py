@@ -9,7 +9,8 @@ The maps store is a plain xarray Dataset in Zarr: ``probability``, ``present``, 
 ``edge_intensity`` with dims ``(element, <navigation dims>)``, the ``sum_spectrum`` over ``energy``, and
 provenance in ``.attrs``. This script shows the usual things to do with it:
 
-1. list the elements found, with the share of pixels where each one is present;
+1. list the elements found, with the share of pixels where each one is present and its look-alikes (elements
+   whose edges in the window are the same, which the spectra cannot tell from it);
 2. a facet plot of the presence probability of the found elements (``xarray.plot`` with ``col=``);
 3. a red-green-blue overlay of up to three elements' edge-intensity maps;
 4. the mean spectrum of the pixels where each element is present against those where it is not, read
@@ -47,12 +48,14 @@ def main() -> None:
     if not maps.attrs.get("eelsbatch_complete"):
         raise SystemExit(f"{arguments.maps}: the map run did not finish (use `eelsbatch map --resume`)")
     found = json.loads(maps.attrs["elements_found"])
+    alternatives = json.loads(maps.attrs.get("alternatives", "{}"))  # absent in stores written before look-alikes were recorded
     nav = [dim for dim in maps["present"].dims if dim != "element"]
     print(f"model {maps.attrs['model_name']} (sha256 {maps.attrs['model_sha256'][:12]}...), "
           f"threshold {maps.attrs['threshold']}, input {maps.attrs['input_store']}")
     for element in found:
         share = float(maps["present"].sel(element=element).mean())
-        print(f"  {element:>2}: present in {share:6.1%} of the pixels")
+        look_alikes = f" (or {', '.join(alternatives[element])}: same edges in this window)" if element in alternatives else ""
+        print(f"  {element:>2}: present in {share:6.1%} of the pixels{look_alikes}")
     if len(nav) < 2 or not found:
         print("nothing to draw as images (a single spectrum or a line scan, or no element found)")
         return
