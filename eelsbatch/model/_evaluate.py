@@ -77,8 +77,8 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         (:func:`~eelsbatch.synth._twins.twin_counts`: no observer can tell which element) and the accuracy on and
         off them, the most confused element pairs, and the expected calibration error. Where the store holds the
         ideal-observer significance of each edge (:func:`~eelsbatch.synth._forward.observer_z`), also the recall
-        against it, below and above ``LOW_ONSET_EV``, and the headline with the elements no observer could find at
-        the Rose limit left unscored.
+        against it and, for edges from ``CLEAR_Z``, against dispersion, each below and above ``LOW_ONSET_EV``, and
+        the headline with the elements no observer could find at the Rose limit left unscored.
     """
     threshold = recogniser.threshold if threshold is None else threshold
     predictions = predict_store(recogniser, data) if predictions is None else predictions

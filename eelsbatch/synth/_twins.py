@@ -39,9 +39,10 @@ def _all_matched(edges: list[SimulatedEdge], others: list[SimulatedEdge]) -> boo
                for onset, kinds, _ in edges)
 
 
-def _twins_among(own: list[SimulatedEdge], candidates: list[list[SimulatedEdge]], specimen: list[SimulatedEdge]) -> list[bool]:
-    """Which candidates (each its edges in the window) are twins of an element with edges ``own`` in a specimen's window."""
-    return [bool(own) and _all_matched(own, theirs) and _all_matched(theirs, specimen) for theirs in candidates]
+def _is_twin(own: list[SimulatedEdge], theirs: list[SimulatedEdge], specimen: list[SimulatedEdge]) -> bool:
+    """Whether an element with edges ``theirs`` in the window could stand in for one with edges ``own`` in a specimen
+    whose elements' edges there are ``specimen``."""
+    return bool(own) and _all_matched(own, theirs) and _all_matched(theirs, specimen)
 
 
 def window_twins(element: str, specimen: Sequence[str], low: float, high: float, elements: Sequence[str]) -> list[str]:
@@ -64,8 +65,8 @@ def window_twins(element: str, specimen: Sequence[str], low: float, high: float,
     """
     in_window = {name: _in_window(name, low, high) for name in {*elements, *specimen, element}}
     candidates = [name for name in elements if name != element and any(major for *_, major in in_window[name])]
-    return [name for name in candidates if _twins_among(
-        in_window[element], [in_window[name]], [edge for other in {*specimen, element} - {name} for edge in in_window[other]])[0]]
+    return [name for name in candidates
+            if _is_twin(in_window[element], in_window[name], [edge for other in {*specimen, element} - {name} for edge in in_window[other]])]
 
 
 def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray, elements: Sequence[str]) -> np.ndarray:
@@ -99,7 +100,7 @@ def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray
         candidates = [in_window[column] for column in np.flatnonzero(~present[row])
                       if any(major for *_, major in in_window[column])]
         for column in np.flatnonzero(detectable[row]):
-            counts[row, column] = sum(_twins_among(in_window[column], candidates, specimen))
+            counts[row, column] = sum(_is_twin(in_window[column], theirs, specimen) for theirs in candidates)
     return counts
 
 
