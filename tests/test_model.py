@@ -540,6 +540,26 @@ def test_read_out_takes_the_maximum_inside_each_window_and_its_step() -> None:
         assert torch.equal(peak[:, i, j], pooled[:, 0, step]) and torch.equal(where[:, i, j], index[:, 0, step]), (i, j)
 
 
+def test_evidence_read_out_is_the_max_pool_of_each_slots_width_at_its_step() -> None:
+    """Every valid slot reads, in every channel, what max pooling of its window's width gives at its step (ties and
+    windows over the grid's ends included); a family with no edge on the grid reads 0; each read passes its gradient
+    back whole."""
+    network = EdgeNet.build(list(ELEMENTS), ModelGrid())
+    steps = ModelGrid().points // EdgeNet.downsampling
+    generator = torch.Generator().manual_seed(1)
+    for values in (torch.rand(3, 5, steps, generator=generator).round(decimals=1), torch.randn(3, 5, steps, generator=generator)):
+        values.requires_grad_(True)
+        maxima = network._slot_maxima(values)
+        assert maxima.shape == (3, *network.slot_step.shape, 5)
+        for (i, j) in network.slot_valid.nonzero().tolist():
+            kernel, step = WINDOW_KERNELS[int(network.slot_kernel[i, j])], int(network.slot_step[i, j])
+            pooled = torch.nn.functional.max_pool1d(values, kernel, 1, kernel // 2)
+            assert torch.equal(maxima[:, i, j], pooled[..., step]), (i, j)
+        assert not maxima[:, ~network.slot_valid].any()
+        maxima.sum().backward()
+        assert float(values.grad.sum()) == pytest.approx(3 * 5 * int(network.slot_valid.sum()), rel=1e-6)
+
+
 def test_fine_tuning_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path) -> None:
     start = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid()), list(ELEMENTS)).save(tmp_path / "start")
     tuned = train(tiny_store, tmp_path / "tuned", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,

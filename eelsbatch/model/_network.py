@@ -153,8 +153,8 @@ class EdgeNet(nn.Module):
         heads = heads + nn.functional.linear(sequence, weight[:, width:]).transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]
         onset = heads[:, -1:]  # (batch, 1, steps)
         evidence = torch.cat([self.evidence[1](heads[:, :-1]), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
-        read = self._slot_maxima(evidence).permute(0, 2, 3, 1)  # (batch, elements, families, channels + 1)
-        valid = self._slot_maxima(mask).permute(0, 2, 3, 1)
+        read = self._slot_maxima(evidence)  # (batch, elements, families, channels + 1)
+        valid = self._slot_maxima(mask)
         slots = torch.cat([read * valid, valid], dim=-1).flatten(2)  # (batch, elements, families * (channels + 2))
         elements = self.slot_step.shape[0]
         shared = torch.cat([slots, self.element_embedding.expand(batch, -1, -1), context[:, None].expand(-1, elements, -1)], dim=-1)
@@ -181,12 +181,26 @@ class EdgeNet(nn.Module):
         return peak.reshape(-1, *self.slot_step.shape), step.reshape(-1, *self.slot_step.shape)
 
     def _slot_maxima(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, steps) -> (batch, channels, elements, families): the maximum over each slot's window,
-        zero where the family has no edge on the grid."""
-        maxima = x.new_zeros(*x.shape[:2], self.slot_step.numel())
-        for slots, _, windows in self._slot_window_groups(x):
-            maxima[..., slots] = windows.amax(dim=-1)
-        return maxima.reshape(*x.shape[:2], *self.slot_step.shape)
+        """(batch, channels, steps) -> (batch, elements, families, channels): the maximum over each slot's window,
+        zero where the family has no edge on the grid.
+
+        A sparse table: the maxima over 2, 4, 8, ... steps from every step, each window's maximum that of the two
+        power-of-two spans that cover it from its two ends. The steps run along the first axis, so that each slot
+        reads two whole rows of ``batch * channels`` values."""
+        batch, channels, _ = x.shape
+        half = WINDOW_KERNELS[-1] // 2
+        table = nn.functional.pad(x, (half, half), value=-torch.inf).permute(2, 0, 1).reshape(-1, batch * channels)
+        widths = self.slot_kernel.new_tensor(WINDOW_KERNELS)[self.slot_kernel.reshape(-1)]
+        starts = self.slot_step.reshape(-1) - widths // 2 + half
+        span, parts, order = 1, [], []
+        while 2 * span <= WINDOW_KERNELS[-1]:
+            table, span = torch.maximum(table[:-span], table[span:]), 2 * span  # maxima over ``span`` steps
+            slots = torch.nonzero((widths >= span) & (widths < 2 * span)).squeeze(1)
+            parts.append(torch.maximum(table.index_select(0, starts[slots]), table.index_select(0, starts[slots] + widths[slots] - span)))
+            order.append(slots)
+        maxima = torch.cat(parts).index_select(0, torch.argsort(torch.cat(order)))
+        maxima = torch.where(self.slot_valid.reshape(-1, 1), maxima, maxima.new_zeros(()))
+        return maxima.reshape(*self.slot_step.shape, batch, channels).permute(2, 0, 1, 3)
 
     def _slot_window_groups(self, x: torch.Tensor) -> Iterator[tuple[torch.Tensor, int, torch.Tensor]]:
         """For each window width: the valid slots of that width (indices into the flattened slots), the width, and
