@@ -10,7 +10,7 @@ import numpy as np
 from eelsbatch.model._data import TrainingStore
 from eelsbatch.model._decision import SECOND_EXPLANATION_PROBABILITY
 from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
-from eelsbatch.edges import MAJOR_FAMILIES, edges_of
+from eelsbatch.edges import MAJOR_FAMILIES, Edge, edges_of
 from eelsbatch.model._network import READOUT_FAMILIES, WINDOW_MARGIN_EV
 from eelsbatch.model._recogniser import Recogniser
 from eelsbatch.synth._forward import ROSE_SNR
@@ -156,6 +156,11 @@ def _windows(store: TrainingStore) -> np.ndarray:
     return np.stack([offset, offset + dispersion * (group["spectrum"].shape[1] - 1)], axis=1)
 
 
+def _major_edges_in_window(element: str, low: float, high: float) -> list[Edge]:
+    """The element's edges of the major families (K, L2,3, M4,5, N4,5) that start from ``low`` to ``high`` eV."""
+    return [edge for edge in edges_of(element) if edge.family in MAJOR_FAMILIES and low <= edge.onset_eV <= high]
+
+
 def _window_onsets(element: str, low: float, high: float) -> list[float]:
     return [edge.onset_eV for edge in edges_of(element) if edge.family in READOUT_FAMILIES and low <= edge.onset_eV <= high]
 
@@ -210,8 +215,7 @@ def _recall_vs_families(elements: list[str], predicted: np.ndarray, detectable: 
     groups: dict[str, list[bool]] = {}
     for row, column in zip(*np.nonzero(detectable)):
         low, high = windows[row]
-        families = sorted({edge.family for edge in edges_of(elements[column]) if edge.family in MAJOR_FAMILIES and low <= edge.onset_eV <= high},
-                          key=MAJOR_FAMILIES.index)
+        families = sorted({edge.family for edge in _major_edges_in_window(elements[column], low, high)}, key=MAJOR_FAMILIES.index)
         groups.setdefault("+".join(families) or "(shifted in)", []).append(bool(predicted[row, column]))
     return [{"families": name, "count": len(found), "recall": float(np.mean(found))}
             for name, found in sorted(groups.items(), key=lambda item: -len(item[1]))]
@@ -229,8 +233,7 @@ def _recall_vs_observer_z(elements: list[str], predicted: np.ndarray, detectable
     """Recall of the detectable elements by their ideal-observer z, and of the clearly detectable ones (z from
     ``CLEAR_Z``) by dispersion; each overall and by the element's lowest major onset in the window."""
     rows, columns = np.nonzero(detectable)
-    lowest = np.array([min((edge.onset_eV for edge in edges_of(elements[column])
-                            if edge.family in MAJOR_FAMILIES and windows[row, 0] <= edge.onset_eV <= windows[row, 1]), default=np.inf)
+    lowest = np.array([min((edge.onset_eV for edge in _major_edges_in_window(elements[column], *windows[row])), default=np.inf)
                        for row, column in zip(rows, columns)])
     found, z = predicted[rows, columns], observer[rows, columns]
     clear = z >= CLEAR_Z
