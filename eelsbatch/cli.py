@@ -212,7 +212,6 @@ def train(
     evidence: Annotated[Optional[int], typer.Option(help="Evidence channels per step (default: 16, or INIT_FROM's).")] = None,
     inputs: Annotated[Optional[int], typer.Option(help="Input channels: 3 (intensity, mask, readout-sector boundaries; the default) or 2; INIT_FROM's by default.")] = None,
     readout_families: Annotated[Optional[int], typer.Option(help="Edge families read out per element: 6 (K, L2,3, M4,5, N4,5 and the minor L1, M2,3; the default) or 4 (the major ones); INIT_FROM's by default.")] = None,
-    reach: Annotated[Optional[int], typer.Option(help="Channels of the wide-context branch, dilated convolutions that let each step see about 45 % of its energy either side (default: 0, or INIT_FROM's).")] = None,
     loader_workers: Annotated[Optional[int], typer.Option(help="Processes preparing chunks ahead of the training step (default: 0 on the CPU, up to 8 with a GPU).")] = None,
 ) -> None:
     """Train the CNN-BiLSTM recogniser on synthetic spectra (CPU here, GPU where there is one).
@@ -225,7 +224,7 @@ def train(
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
                 init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate,
                 sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs,
-                                                 "families": readout_families, "reach": reach}.items() if size},
+                                                 "families": readout_families}.items() if size},
                 loader_workers=loader_workers)
     typer.echo(f"wrote {out}")
 

@@ -319,14 +319,12 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     grid = ModelGrid(start_eV=80.0, stop_eV=2500.0, points=512, floor=1e-2)
     elements = ["C", "N", "O", "Fe", "La"]
-    original = Recogniser(EdgeNet.build(elements, grid, width=32, hidden=24, evidence=8, reach=8), elements, grid, temperature=1.7,
-                          threshold=0.42, name="round-trip")
+    original = Recogniser(EdgeNet.build(elements, grid, width=32, hidden=24, evidence=8), elements, grid, temperature=1.7, threshold=0.42, name="round-trip")
     original.save(tmp_path / "m")
     loaded = load_recogniser(tmp_path / "m")
     assert loaded.grid == grid and loaded.elements == elements
     assert loaded.temperature == 1.7 and loaded.threshold == 0.42 and loaded.name == "round-trip"
     assert loaded.network.lstm.hidden_size == 24 and loaded.network.sizes["evidence"] == 8 and len(loaded.sha256) == 64
-    assert loaded.network.sizes["reach"] == 8
     for key, value in original.network.state_dict().items():
         assert torch.equal(value, loaded.network.state_dict()[key]), key
     energy = 150.0 + 0.5 * np.arange(2048)
@@ -575,8 +573,7 @@ def test_fine_tuning_starts_from_a_saved_model(tiny_store: Path, tmp_path: Path)
 
 def test_widening_keeps_every_output(shipped: Recogniser) -> None:
     """The widened network computes what the trained one does, with more parameters to train; an added
-    readout-boundary input, read-out family (L1, M2,3) or wide-context branch starts with zero weights out of it,
-    so it changes nothing either."""
+    readout-boundary input or read-out family (L1, M2,3) starts with zero weights, so it changes nothing either."""
     rng = np.random.default_rng(3)
     inputs = torch.from_numpy(rng.normal(size=(6, 3, shipped.grid.points)).astype(np.float32))
     inputs[:, 1] = torch.from_numpy(rng.random((6, shipped.grid.points)) > 0.3)
@@ -587,24 +584,22 @@ def test_widening_keeps_every_output(shipped: Recogniser) -> None:
         return EdgeNet.build(shipped.elements, shipped.grid, **new_sizes)
 
     wide = widen(shipped.network, built(**{**sizes, "width": sizes["width"] + 16, "hidden": sizes["hidden"] + 8,
-                                            "evidence": sizes["evidence"] + 8, "reach": 16})).eval()
+                                            "evidence": sizes["evidence"] + 8})).eval()
     torch.manual_seed(5)
     narrow = built(width=16, hidden=16, evidence=8, inputs=2, families=4).eval()
-    with_more = widen(narrow, built(width=16, hidden=16, evidence=8, inputs=3, families=6, reach=8)).eval()
-    further = widen(with_more, built(width=24, hidden=16, evidence=8, inputs=3, families=6, reach=12)).eval()
+    with_more = widen(narrow, built(width=16, hidden=16, evidence=8, inputs=3, families=6)).eval()
     with torch.inference_mode():
         for narrow_output, wide_output in zip(shipped.network(inputs), wide(inputs)):
             assert torch.allclose(narrow_output, wide_output, atol=1e-4)
-        for narrow_output, more_output, further_output in zip(narrow(inputs[:, :2]), with_more(inputs), further(inputs)):
+        for narrow_output, more_output in zip(narrow(inputs[:, :2]), with_more(inputs)):
             assert torch.allclose(narrow_output, more_output, atol=1e-5)
-            assert torch.allclose(more_output, further_output, atol=1e-5)
     assert with_more.slot_valid[:, 4:].any()  # the added families are read where the elements have such edges
 
     def count(network: EdgeNet) -> int:
         return sum(p.numel() for p in network.parameters())
 
     assert count(wide) == count(built(**wide.sizes)) > count(shipped.network)  # the new sizes, all of them trainable
-    for smaller in ({"width": 8}, {"inputs": 2}, {"families": 4}, {"reach": 4}):
+    for smaller in ({"width": 8}, {"inputs": 2}, {"families": 4}):
         with pytest.raises(ValueError, match="narrow"):
             widen(with_more, built(**{**with_more.sizes, **smaller}))
     with pytest.raises(ValueError, match="other slots"):

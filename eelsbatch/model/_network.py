@@ -19,7 +19,6 @@ WINDOW_MARGIN_EV = 12.0  # chemical shift (<= 4 eV) + energy offset error (<= 5 
 WINDOW_MARGIN_RELATIVE = 0.01  # dispersion error (0.5 %) + slack
 WINDOW_KERNELS = (3, 5, 9, 17, 33)  # max-pool widths (steps) available to the read-out windows
 PRIOR_LOGIT = -3.5  # initial presence logit: each element is in a few % of the training spectra
-REACH_DILATIONS = (2, 4, 8, 16)  # dilations of the wide-context branch: it sees 61 steps (about +-45 % in energy)
 
 
 def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int,
@@ -91,10 +90,6 @@ class EdgeNet(nn.Module):
         Read-out positions from :func:`edge_slots` (saved with the weights).
     width, hidden, evidence
         Convolution channels, LSTM hidden size per direction, evidence channels per step.
-    reach
-        Channels of the wide-context branch (0: none): dilated convolutions over the steps (``REACH_DILATIONS``)
-        whose output joins the evidence and onset heads, so that each step sees the spectrum 30 steps either side
-        (the 50 eV after a low-energy onset span many grid cells, beyond the strided convolutions' view).
     inputs
         Input channels: 2 (intensity, mask) or 3 (and the readout-sector boundaries).
     points
@@ -104,14 +99,14 @@ class EdgeNet(nn.Module):
     downsampling = 4
 
     def __init__(self, slots: dict[str, torch.Tensor], width: int = 48, hidden: int = 48, evidence: int = 16, points: int = 1024,
-                 inputs: int = 3, reach: int = 0) -> None:
+                 inputs: int = 3) -> None:
         super().__init__()
         if inputs not in (2, 3):
             raise ValueError(f"inputs must be 2 or 3, not {inputs}")
         for name, value in slots.items():
             self.register_buffer(name, value.clone())
         elements, families = self.slot_step.shape
-        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs, "families": families, "reach": reach}
+        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs, "families": families}
         self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
         self.front = nn.Sequential(
             nn.Conv1d(inputs + 1, width // 2, 7, stride=2, padding=3), nn.GELU(),
@@ -119,12 +114,8 @@ class EdgeNet(nn.Module):
         )
         self.down = nn.Sequential(nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU())
         self.lstm = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
-        layers = [nn.Conv1d(width, reach, 1), nn.GELU()] if reach else []
-        for dilation in REACH_DILATIONS if reach else ():
-            layers += [nn.Conv1d(reach, reach, 3, dilation=dilation, padding=dilation), nn.GELU()]
-        self.wide_context = nn.Sequential(*layers)
-        self.evidence = nn.Sequential(nn.Conv1d(width + 2 * hidden + reach, evidence, 1), nn.Softplus())
-        self.onset = nn.Conv1d(width + 2 * hidden + reach, 1, 1)
+        self.evidence = nn.Sequential(nn.Conv1d(width + 2 * hidden, evidence, 1), nn.Softplus())
+        self.onset = nn.Conv1d(width + 2 * hidden, 1, 1)
         self.element_embedding = nn.Parameter(0.1 * torch.randn(elements, 16))
         self.context = nn.Linear(2 * hidden, 16)
         self.presence = nn.Sequential(
@@ -154,14 +145,12 @@ class EdgeNet(nn.Module):
         sequence, _ = self.lstm(self.down(features).transpose(1, 2))  # (batch, steps / 2, 2 hidden)
         context = self.context(sequence.amax(dim=1))
         # the evidence and onset heads are 1x1 convolutions over the features joined with the LSTM output brought
-        # back to the steps (and the wide-context branch); computed as the features' part plus the LSTM's part at its
-        # own (half) resolution, the same numbers without building the joined tensor
-        weight = torch.cat([self.evidence[0].weight, self.onset.weight])[..., 0]  # (evidence + 1, width + 2 hidden + reach)
-        width, lstm = features.shape[1], sequence.shape[-1]
+        # back to the steps; computed as the features' part plus the LSTM's part at its own (half) resolution,
+        # the same numbers without building the joined tensor
+        weight = torch.cat([self.evidence[0].weight, self.onset.weight])[..., 0]  # (evidence + 1, width + 2 hidden)
+        width = features.shape[1]
         heads = nn.functional.conv1d(features, weight[:, :width, None], torch.cat([self.evidence[0].bias, self.onset.bias]))
-        heads = heads + nn.functional.linear(sequence, weight[:, width:width + lstm]).transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]
-        if len(self.wide_context):
-            heads = heads + nn.functional.conv1d(self.wide_context(features * mask), weight[:, width + lstm:, None])
+        heads = heads + nn.functional.linear(sequence, weight[:, width:]).transpose(1, 2).repeat_interleave(2, dim=2)[..., :steps]
         onset = heads[:, -1:]  # (batch, 1, steps)
         evidence = torch.cat([self.evidence[1](heads[:, :-1]), torch.sigmoid(onset)], dim=1) * mask  # (batch, channels + 1, steps)
         read = self._slot_maxima(evidence)  # (batch, elements, families, channels + 1)

@@ -273,7 +273,7 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     try:
         network = EdgeNet.build(elements, grid, width=architecture["width"], hidden=architecture["hidden"],
                                 evidence=architecture["evidence"], inputs=architecture.get("inputs", 2),
-                                families=architecture.get("families", len(FAMILIES)), reach=architecture.get("reach", 0))
+                                families=architecture.get("families", len(FAMILIES)))
     except (KeyError, TypeError, ValueError) as error:
         raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
     try:

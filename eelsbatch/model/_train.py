@@ -133,7 +133,7 @@ def train(
         The saved detection threshold is the lowest (at least ``THRESHOLD_FLOOR``) at which at most this share of the
         validation spectra with no element in the window report one.
     sizes
-        Network sizes (``width``, ``hidden``, ``evidence``, ``inputs``, ``families``, ``reach``); default: :class:`EdgeNet`'s, or ``init_from``'s,
+        Network sizes (``width``, ``hidden``, ``evidence``, ``inputs``); default: :class:`EdgeNet`'s, or ``init_from``'s,
         whose network is widened without changing its outputs (:func:`~eelsbatch.model._widen.widen`) where these are
         larger (``inputs`` 3 adds the readout-sector boundaries to a network of 2).
     loader_workers

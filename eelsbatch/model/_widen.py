@@ -29,10 +29,9 @@ def _conv(new: nn.Conv1d | nn.Linear, old: nn.Conv1d | nn.Linear, out_index: tor
     _copy_into(new.bias, old.bias, out_index, None)
 
 
-def _joined_index(width: int, hidden: int, reach: int, new_width: int, new_hidden: int) -> torch.Tensor:
-    """Where the old network's joined channels (features, forward LSTM, backward LSTM, wide context) sit in the new one."""
-    return torch.cat([torch.arange(width), new_width + torch.arange(hidden), new_width + new_hidden + torch.arange(hidden),
-                      new_width + 2 * new_hidden + torch.arange(reach)])
+def _joined_index(width: int, hidden: int, new_width: int, new_hidden: int) -> torch.Tensor:
+    """Where the old network's joined channels (features, forward LSTM, backward LSTM) sit in the new one."""
+    return torch.cat([torch.arange(width), new_width + torch.arange(hidden), new_width + new_hidden + torch.arange(hidden)])
 
 
 def widen(network: EdgeNet, wide: EdgeNet) -> EdgeNet:
@@ -44,8 +43,8 @@ def widen(network: EdgeNet, wide: EdgeNet) -> EdgeNet:
         Trained network.
     wide
         Fresh network (:meth:`EdgeNet.build`, same elements and grid) whose sizes are each at least ``network``'s:
-        an added input channel (the readout-sector boundaries), read-out family (L1, M2,3) or wide-context channel
-        starts with zero weights out of it.
+        an added input channel (the readout-sector boundaries) or read-out family (L1, M2,3) starts with zero
+        weights out of it.
 
     Returns
     -------
@@ -65,7 +64,7 @@ def widen(network: EdgeNet, wide: EdgeNet) -> EdgeNet:
         if not torch.equal(getattr(wide, name)[:, :families], getattr(network, name)) or wide.position.shape != network.position.shape:
             raise ValueError("the wider network reads other slots of the grid: it was built for other elements or another grid")
     width, hidden, evidence, inputs = (new_sizes[name] for name in ("width", "hidden", "evidence", "inputs"))
-    w, h, e, i, r = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"], old_sizes["inputs"], old_sizes["reach"]
+    w, h, e, i = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"], old_sizes["inputs"]
     arange = torch.arange
     _conv(wide.front[0], network.front[0], arange(w // 2), torch.cat([arange(i), torch.tensor([inputs])]))  # inputs, position
     _conv(wide.front[2], network.front[2], arange(w), arange(w // 2))
@@ -76,9 +75,7 @@ def widen(network: EdgeNet, wide: EdgeNet) -> EdgeNet:
         _copy_into(getattr(wide.lstm, f"weight_hh_l0{suffix}"), getattr(network.lstm, f"weight_hh_l0{suffix}"), gate_rows, arange(h))
         for bias in ("bias_ih_l0", "bias_hh_l0"):
             _copy_into(getattr(wide.lstm, bias + suffix), getattr(network.lstm, bias + suffix), gate_rows, None)
-    for new, old in zip(wide.wide_context[::2], network.wide_context[::2]):  # the added channels' weights out stay zero
-        _conv(new, old, arange(r), arange(old.in_channels))
-    joined = _joined_index(w, h, r, width, hidden)
+    joined = _joined_index(w, h, width, hidden)
     _conv(wide.evidence[0], network.evidence[0], arange(e), joined)
     _conv(wide.onset, network.onset, arange(1), joined)
     _conv(wide.context, network.context, arange(wide.context.out_features), torch.cat([arange(h), hidden + arange(h)]))
