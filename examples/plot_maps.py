@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("my_maps.png"), help="PNG to write")
     arguments = parser.parse_args()
 
-    maps = xr.open_zarr(arguments.maps, consolidated=False)
+    maps = xr.open_zarr(arguments.maps)
     if not maps.attrs.get("eelsbatch_complete"):
         raise SystemExit(f"{arguments.maps}: the map run did not finish (use `eelsbatch map --resume`)")
     found = json.loads(maps.attrs["elements_found"])
@@ -77,7 +77,7 @@ def main() -> None:
     overlay_axis.set_title("edge intensity: " + ", ".join(f"{e} {c}" for e, c in zip(found[:3], ("red", "green", "blue"))))
     overlay_axis.axis("off")
 
-    counts = xr.open_zarr(maps.attrs["input_store"], consolidated=False)["counts"]
+    counts = xr.open_zarr(maps.attrs["input_store"])["counts"]
     for element in found:
         present = maps["present"].sel(element=element, drop=True)
         inside = counts.where(present).mean(nav)

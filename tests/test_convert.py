@@ -6,13 +6,15 @@ import importlib
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 
-from eelsbatch.io import is_complete, mark_incomplete, open_spectrum_image, open_store, write_store
+from eelsbatch.io import COMPLETE_ATTR, is_complete, mark_incomplete, open_spectrum_image, open_store, write_store
 from eelsbatch.errors import EelsbatchError
 
 # file, reader module, index of the signal converted, expected dims/sizes, first energy (eV), dispersion (eV/ch),
@@ -113,6 +115,19 @@ def test_info_describes_files_and_stores(velox_emd: Path, instrument_dir: Path, 
     assert "beam_energy_keV: 200" in described
     mark_incomplete(store)
     assert "NOT complete" in _cli("info", str(store)).stdout
+
+
+def test_a_finished_store_opens_with_plain_open_zarr(instrument_dir: Path, tmp_path: Path) -> None:
+    """Its metadata is consolidated when it is marked complete: ``xr.open_zarr`` warns of nothing and sees what a
+    read of every array's own metadata sees; the completeness marker stays live."""
+    store = write_store(open_spectrum_image(instrument_dir / "EELS_SI.dm4"), tmp_path / "si.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = xr.open_zarr(store)
+    xr.testing.assert_identical(plain, xr.open_zarr(store, consolidated=False))
+    assert plain.attrs[COMPLETE_ATTR] is True
+    mark_incomplete(store)
+    assert xr.open_zarr(store).attrs[COMPLETE_ATTR] is False
 
 
 def test_incomplete_store_is_refused(instrument_dir: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,14 @@ def assert_same_maps(result: Path, reference: Path) -> None:
     for name in (*MAP_VARIABLES, "sum_spectrum"):
         np.testing.assert_array_equal(got[name][:], expected[name][:], err_msg=name)
     assert got.attrs["elements_found"] == expected.attrs["elements_found"]
+
+
+def test_a_finished_maps_store_opens_with_plain_open_zarr(reference_maps: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = xr.open_zarr(reference_maps)
+    xr.testing.assert_identical(plain, xr.open_zarr(reference_maps, consolidated=False))
+    assert {*MAP_VARIABLES, "sum_spectrum"} <= set(plain.data_vars) and plain.attrs["elements_found"]
 
 
 def _done_chunks(output: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,8 +38,16 @@ def _group(path: Path, mode: str) -> zarr.Group:
 
 
 def mark_complete(path: str | Path) -> None:
-    """Mark the store at ``path`` complete; call only once every array is fully written."""
+    """Mark the store at ``path`` complete and consolidate its metadata; call only once every array is fully written.
+
+    The arrays' metadata, gathered into the root group, lets a plain ``xr.open_zarr(path)`` open the store in one
+    read and without xarray's warning about unconsolidated metadata. It is written when no array changes any more;
+    the completeness marker is an attribute of the root group, which readers always take from the root itself.
+    """
     _group(Path(path), "r+").attrs[COMPLETE_ATTR] = True
+    with warnings.catch_warnings():  # Zarr 3 says consolidated metadata is not (yet) part of its format specification
+        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(str(path))
 
 
 def mark_incomplete(path: str | Path) -> None:
