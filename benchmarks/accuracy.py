@@ -17,7 +17,7 @@
 
 Prints a table and writes ``benchmarks/results/accuracy.json``.
 
-Usage: ``python benchmarks/accuracy.py [--model models/edgenet-v9] [--baseline OTHER] [--paired 20000]
+Usage: ``python benchmarks/accuracy.py [--model eelsbatch/shipped/edgenet-v9] [--baseline OTHER] [--paired 20000]
 [--instrument ../shared/data/instrument]``
 """
 

@@ -17,7 +17,7 @@ Prints a table and writes ``benchmarks/results/inference.json``. Goal (issue 4/5
 ~1,500 spectra/s for ``predict`` on 2 CPU threads, so that ``map`` reaches 1,000 spectra/s end to
 end on this 2-core machine.
 
-Usage: ``python benchmarks/inference.py [--model models/edgenet-v9] [--spectra 8192] [--threads 2] [--gpu-only]``
+Usage: ``python benchmarks/inference.py [--model eelsbatch/shipped/edgenet-v9] [--spectra 8192] [--threads 2] [--gpu-only]``
 """
 
 from __future__ import annotations

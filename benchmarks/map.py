@@ -21,7 +21,7 @@ Prints a table and writes ``benchmarks/results/map.json``. Goal (issue 5): at le
 end to end on this 2-core machine for 2048 channels. The machine is shared: the load average before
 and after is recorded.
 
-Usage: ``python benchmarks/map.py [--model models/edgenet-v9] [--large 256] [--small 64]``
+Usage: ``python benchmarks/map.py [--model eelsbatch/shipped/edgenet-v9] [--large 256] [--small 64]``
 """
 
 from __future__ import annotations

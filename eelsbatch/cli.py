@@ -231,7 +231,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", help=f"Model folder, e.g. models/{SHIPPED_MODEL.name}.")],
+    model: Annotated[Path, typer.Option("--model", help=f"Model folder, e.g. models/NAME or the shipped {SHIPPED_MODEL}.")],
     data: Annotated[Path, typer.Option("--data", help="Labelled synthetic store, instrument file, or convert store.")],
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for evaluation.json and evaluation.png (synthetic data).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold (default: the model's).")] = None,
@@ -283,7 +283,7 @@ def _store_kind(path: Path) -> str | None:
 def map_command(
     input: Annotated[Path, typer.Argument(help="Spectrum-image store or instrument file.")],
     output: Annotated[Path, typer.Argument(help="Maps store to write, e.g. MAPS.zarr.")],
-    model: Annotated[Optional[Path], typer.Option(help=f"Model folder (default: the shipped models/{SHIPPED_MODEL.name}).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help=f"Model folder (default: the shipped {SHIPPED_MODEL.name}).")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Presence threshold (default: the model's).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into OUTPUT.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUTPUT.")] = False,

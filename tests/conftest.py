@@ -33,7 +33,7 @@ def velox_emd(instrument_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
-    """The model shipped in ``models/`` (loaded and run, never retrained, in tests)."""
+    """The shipped model, package data in ``eelsbatch/shipped/`` (loaded and run, never retrained, in tests)."""
     assert (SHIPPED_MODEL / "weights.safetensors").is_file(), f"shipped model missing at {SHIPPED_MODEL}"
     return SHIPPED_MODEL
 
