@@ -6,7 +6,9 @@ two-worker LocalCluster; the shipped model is loaded and run, never retrained.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 import torch
 import xarray as xr
 import zarr
+from safetensors.torch import load_file
 
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
@@ -386,6 +389,57 @@ def test_bad_model_files_give_one_line_errors(saved_model: Path, instrument_dir:
         load_recogniser(saved_model)
     result = _run_cli("evaluate", "--model", str(saved_model), "--data", str(instrument_dir / "test-EELS_spectrum.dm3"))
     _assert_one_line_error(result, words)
+
+
+def test_saved_config_records_the_weights_sha256(saved_model: Path) -> None:
+    config = json.loads((saved_model / "config.json").read_text())
+    digest = hashlib.sha256((saved_model / "weights.safetensors").read_bytes()).hexdigest()
+    assert config["weights_sha256"] == digest == load_recogniser(saved_model).sha256
+    assert "weights_sha256" not in load_recogniser(saved_model).info  # re-saving records the new file's hash, not this one
+
+
+def test_models_saved_without_the_weights_sha256_still_load(saved_model: Path) -> None:
+    config = json.loads((saved_model / "config.json").read_text())
+    del config["weights_sha256"]
+    (saved_model / "config.json").write_text(json.dumps(config))
+    assert load_recogniser(saved_model).name == "bad"
+
+
+def test_shipped_config_records_the_sha256_of_its_weights() -> None:
+    config = json.loads((SHIPPED / "config.json").read_text())
+    assert config["weights_sha256"] == hashlib.sha256((SHIPPED / "weights.safetensors").read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def flipped_model(tmp_path: Path) -> Path:
+    """The shipped model with 64 bytes of its weights inverted in the middle of the file: the safetensors header is
+    intact, so the file still parses, and only the recorded SHA-256 tells it from the original."""
+    folder = Path(shutil.copytree(SHIPPED, tmp_path / "flipped"))
+    data = bytearray((folder / "weights.safetensors").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(byte ^ 0xFF for byte in data[middle:middle + 64])
+    (folder / "weights.safetensors").write_bytes(bytes(data))
+    load_file(str(folder / "weights.safetensors"))  # still parseable: the damage is what the hash alone catches
+    return folder
+
+
+def test_weights_with_flipped_bits_are_refused_by_their_sha256(flipped_model: Path) -> None:
+    with pytest.raises(EelsbatchError, match="do not match the SHA-256 recorded in config.json"):
+        load_recogniser(flipped_model)
+
+
+@pytest.mark.parametrize("command", ["map", "evaluate"])
+def test_cli_with_flipped_weights_is_a_one_line_error(flipped_model: Path, tmp_path: Path, command: str) -> None:
+    energy = 400.0 + 0.5 * np.arange(1024)
+    spectra = np.random.default_rng(5).poisson(1e3 * (energy / 400.0) ** -3, size=(2, 2, 1024)).astype(np.float32)
+    counts = xr.DataArray(spectra, dims=("y", "x", "energy"), coords={"energy": ("energy", energy, {"units": "eV"})})
+    store = write_store(counts, tmp_path / "small.zarr")
+    if command == "map":
+        result = _run_cli("map", str(store), str(tmp_path / "maps.zarr"), "--model", str(flipped_model), "--workers", "1")
+        assert not (tmp_path / "maps.zarr").exists()
+    else:
+        result = _run_cli("evaluate", "--model", str(flipped_model), "--data", str(store))
+    _assert_one_line_error(result, str(flipped_model / "weights.safetensors"), "SHA-256")
 
 
 def test_cli_window_missing_the_grid_is_a_one_line_error(saved_model: Path, tmp_path: Path) -> None:

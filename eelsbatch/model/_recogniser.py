@@ -26,6 +26,7 @@ FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 
 READABLE_VERSIONS = (2, 3, 4)  # version 2: two input channels; 2 and 3: the 4 major read-out families
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
+WEIGHTS_SHA256 = "weights_sha256"  # config key: weights that do not hash to it are refused before they are parsed
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
 GPU_BATCH = 4096
 DISPERSION_SLACK = 0.01  # relative: a calibration a little off the trained range is still inside it
@@ -225,11 +226,15 @@ class Recogniser:
         return {"probability": np.concatenate(probabilities), "onset_energy": np.concatenate(onsets)}
 
     def save(self, folder: str | Path, **info: object) -> Path:
-        """Write ``weights.safetensors`` and ``config.json`` into ``folder``."""
+        """Write ``weights.safetensors`` and ``config.json`` into ``folder``.
+
+        The config records the SHA-256 of the weights file as written, which :func:`load_recogniser` checks.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {key: value.detach().cpu().contiguous() for key, value in self.network.state_dict().items()}
         save_file(state, str(folder / WEIGHTS))
+        self.sha256 = _sha256(folder / WEIGHTS)
         self.info.update(info)
         config = {
             "format_version": FORMAT_VERSION,
@@ -241,9 +246,9 @@ class Recogniser:
             "temperature": self.temperature,
             "threshold": self.threshold,
             **self.info,
+            WEIGHTS_SHA256: self.sha256,  # last, so that nothing in info can stand in for the file's own hash
         }
         (folder / CONFIG).write_text(json.dumps(config, indent=2, default=float))
-        self.sha256 = _sha256(folder / WEIGHTS)
         return folder
 
 
@@ -253,7 +258,8 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     Raises
     ------
     EelsbatchError
-        If the folder or its files are missing, corrupt, or of another format version.
+        If the folder or its files are missing, corrupt, or of another format version, or if the weights do not
+        hash to the SHA-256 recorded in the config (models saved before it was recorded load unchecked).
     """
     folder = Path(folder)
     weights, config_file = folder / WEIGHTS, folder / CONFIG
@@ -276,13 +282,18 @@ def load_recogniser(folder: str | Path) -> Recogniser:
                                 families=architecture.get("families", len(FAMILIES)))
     except (KeyError, TypeError, ValueError) as error:
         raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
+    sha256 = _sha256(weights)
+    # Flipped bits can leave a file safetensors still parses, whose nonsense only shows later in the workers.
+    if WEIGHTS_SHA256 in config and config[WEIGHTS_SHA256] != sha256:
+        raise EelsbatchError(weights, "model weights do not match the SHA-256 recorded in config.json (corrupt or altered)")
     try:
         network.load_state_dict(load_file(str(weights)))
     except (SafetensorError, RuntimeError, OSError) as error:
         raise EelsbatchError(weights, f"model weights are corrupt or do not match the configuration ({error.__class__.__name__})") from None
-    known = {"format_version", "name", "elements", "grid", "normalisation", "architecture", "temperature", "threshold"}
+    known = {"format_version", "name", "elements", "grid", "normalisation", "architecture", "temperature", "threshold",
+             WEIGHTS_SHA256}
     return Recogniser(
         network=network.eval(), elements=elements, grid=grid,
         temperature=float(config["temperature"]), threshold=float(config["threshold"]), name=config["name"],
-        sha256=_sha256(weights), info={key: value for key, value in config.items() if key not in known},
+        sha256=sha256, info={key: value for key, value in config.items() if key not in known},
     )
