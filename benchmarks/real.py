@@ -16,7 +16,7 @@ This is a development set: figures on it are development figures, not a held-out
 
 Prints a table and writes ``benchmarks/results/real.json``.
 
-Usage: ``python benchmarks/real.py [--model models/edgenet-v9] [--data ../shared/data/real] [--json OUT]
+Usage: ``python benchmarks/real.py [--model eelsbatch/shipped/edgenet-v9] [--data ../shared/data/real] [--json OUT]
 [--threshold P]``
 """
 
