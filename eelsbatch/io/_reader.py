@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ from eelsbatch.errors import EelsbatchError
 
 ENERGY_UNITS_TO_EV = {"ev": 1.0, "kev": 1000.0}
 LOW_LOSS_LIMIT_EV = 50.0
+MIN_CHANNELS = 2  # fewer channels give no dispersion, no edge and nothing to map
+# The EMSA/MAS standard's required keywords, less FORMAT (the MSA reader sets that one itself).
+MSA_REQUIRED_KEYWORDS = frozenset(
+    {"VERSION", "TITLE", "DATE", "TIME", "OWNER", "NPOINTS", "NCOLUMNS", "XUNITS", "YUNITS", "DATATYPE", "XPERCHAN", "OFFSET"}
+)
 
 
 @dataclass(frozen=True)
@@ -29,11 +37,12 @@ class SignalSummary:
     signal_type: str
     shape: tuple[int, ...]
     energy_range_eV: tuple[float, float] | None
+    channels: int  # of the energy axis; 0 where there is none
 
     @property
     def is_eels(self) -> bool:
-        """True where the signal has an energy-loss axis and is not an EDS (X-ray) signal."""
-        return self.energy_range_eV is not None and "EDS" not in self.signal_type.upper()
+        """True where the signal has a usable energy-loss axis and is not an EDS (X-ray) signal."""
+        return self.channels >= MIN_CHANNELS and "EDS" not in self.signal_type.upper()
 
 
 def _plugins_for(path: Path) -> list[dict[str, Any]]:
@@ -45,8 +54,91 @@ def _plugins_for(path: Path) -> list[dict[str, Any]]:
     ]
 
 
+class _ReadFailure(Exception):
+    """Why one reader could not read a file (each plugin's reason is reported together)."""
+
+
+class _ReaderLog(logging.Handler):
+    """Keeps the errors a reader logs; passes anything milder on to RosettaSciIO's own handlers."""
+
+    def __init__(self, passed_on: list[logging.Handler]) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+        self.passed_on = passed_on
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.errors.append(record.getMessage())
+            return
+        for handler in self.passed_on:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+@contextlib.contextmanager
+def _reader_errors() -> Iterator[list[str]]:
+    """Collect, instead of printing, the errors that RosettaSciIO readers log and then carry on from.
+
+    The MSA reader logs a keyword value it cannot parse (with three chained tracebacks, to stdout) and goes on to
+    return a signal holding the unparsed text; such a read has failed, and one line must say why.
+    """
+    logger = logging.getLogger("rsciio")
+    handlers, propagate = logger.handlers[:], logger.propagate
+    collector = _ReaderLog(handlers)
+    logger.handlers, logger.propagate = [collector], False
+    try:
+        yield collector.errors
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+
+
+def _first_line(text: str) -> str:
+    """The first line of a reader's message, its runs of whitespace collapsed."""
+    lines = text.strip().splitlines()
+    return " ".join(lines[0].split()) if lines else ""
+
+
+def _msa_problem(signals: list[dict[str, Any]]) -> str | None:
+    """The MSA reader skips every line it does not know, so any text (or noise) reads as an empty spectrum:
+    a file without any of the standard's required keywords is not MSA."""
+    if any(MSA_REQUIRED_KEYWORDS & set(signal.get("original_metadata", {})) for signal in signals):
+        return None
+    return "no EMSA/MAS header (none of #NPOINTS, #XUNITS, #DATATYPE, ...)"
+
+
+# Readers that accept files of another format without an error, and how to tell that they did.
+FORMAT_CHECKS: dict[str, Callable[[list[dict[str, Any]]], str | None]] = {"MSA": _msa_problem}
+
+
+def _read_with(plugin: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """All signals of ``path`` read by one RosettaSciIO plugin, lazily where it allows; ``_ReadFailure`` if it cannot."""
+    try:
+        reader = importlib.import_module(plugin["api"]).file_reader
+    except ImportError as error:  # a reader whose optional dependency is missing (USID needs pyUSID)
+        raise _ReadFailure(f"reader not installed ({error})") from None
+    with _reader_errors() as logged:
+        try:
+            try:
+                signals = reader(str(path), lazy=True)
+            except NotImplementedError:  # some readers (MSA) read eagerly only: small text formats
+                signals = reader(str(path))
+        except Exception as error:  # noqa: BLE001 - any reader failure means the file is not of its format
+            said = _first_line(str(error))
+            raise _ReadFailure(f"{error.__class__.__name__}{': ' + said if said else ''}") from None
+    if logged:
+        raise _ReadFailure(_first_line(logged[0]))
+    problem = FORMAT_CHECKS.get(plugin["name"], lambda _: None)(signals)
+    if problem:
+        raise _ReadFailure(problem)
+    return signals
+
+
 def _read_signals(path: Path) -> list[dict[str, Any]]:
-    """All signals in ``path`` as RosettaSciIO dicts, lazily where the reader allows it."""
+    """All signals in ``path`` as RosettaSciIO dicts, from the first plugin for its extension that reads it.
+
+    An extension can belong to several plugins (``.hdf5``: Delmic, USID and HSPY): each is tried in RosettaSciIO's
+    order, and only where none reads the file is it refused, with every plugin's reason.
+    """
     if not path.exists():
         raise EelsbatchError(path, "no such file")
     if path.is_dir():
@@ -56,16 +148,13 @@ def _read_signals(path: Path) -> list[dict[str, Any]]:
         raise EelsbatchError(path, f"unsupported file extension {path.suffix!r} (no RosettaSciIO reader for it)")
     problems = []
     for plugin in plugins:
-        reader = importlib.import_module(plugin["api"]).file_reader
         try:
-            try:
-                return reader(str(path), lazy=True)
-            except NotImplementedError:  # some readers (MSA) read eagerly only: small text formats
-                return reader(str(path))
-        except Exception as error:  # noqa: BLE001 - any reader failure means a corrupt file
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            problems.append(f"{plugin['name']}: {error.__class__.__name__}{': ' + first_line if first_line else ''}")
-    raise EelsbatchError(path, f"cannot be read, truncated or corrupt ({'; '.join(problems)})")
+            return _read_with(plugin, path)
+        except _ReadFailure as failure:
+            problems.append(f"{plugin['name']}: {failure}")
+    names = [plugin["name"] for plugin in plugins]
+    formats = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    raise EelsbatchError(path, f"cannot be read as {formats}: another format, truncated or corrupt ({'; '.join(problems)})")
 
 
 def _energy_axis_index(axes: list[dict[str, Any]]) -> int | None:
@@ -85,18 +174,18 @@ def _axis_values(axis: dict[str, Any]) -> np.ndarray:
 def _summarise(index: int, signal: dict[str, Any]) -> SignalSummary:
     axes = signal["axes"]
     energy_index = _energy_axis_index(axes)
-    energy_range = None
+    values = np.empty(0)
     if energy_index is not None:
         factor = ENERGY_UNITS_TO_EV[str(axes[energy_index]["units"]).strip().lower()]
         values = _axis_values(axes[energy_index]) * factor
-        energy_range = (float(values[0]), float(values[-1]))
     metadata = signal.get("metadata", {})
     return SignalSummary(
         index=index,
         title=str(metadata.get("General", {}).get("title", "")),
         signal_type=str(metadata.get("Signal", {}).get("signal_type", "") or ""),
         shape=tuple(int(n) for n in signal["data"].shape),
-        energy_range_eV=energy_range,
+        energy_range_eV=(float(values[0]), float(values[-1])) if values.size else None,
+        channels=int(values.size),
     )
 
 
@@ -116,6 +205,11 @@ def list_signals(path: str | Path) -> list[SignalSummary]:
     return [_summarise(i, signal) for i, signal in enumerate(_read_signals(Path(path)))]
 
 
+def _signal_axes(signal: dict[str, Any]) -> int:
+    """How many axes a signal is measured along: one for a spectrum (or spectrum image), two for an image."""
+    return sum(not axis.get("navigate", False) for axis in signal["axes"])
+
+
 def _choose_signal(path: Path, signals: list[dict[str, Any]], signal: str | int | None) -> int:
     summaries = [_summarise(i, s) for i, s in enumerate(signals)]
     listing = ", ".join(f"{s.index}: {s.title or '?'} ({s.signal_type or 'untyped'})" for s in summaries)
@@ -130,9 +224,13 @@ def _choose_signal(path: Path, signals: list[dict[str, Any]], signal: str | int 
             raise EelsbatchError(path, f"several signals are titled {text!r}; choose by index: {listing}")
         return matches[0]
     eels = [s for s in summaries if s.is_eels]
-    typed_eels = [s.index for s in summaries if "EELS" in s.signal_type.upper()]
-    if not eels and typed_eels:  # an EELS signal whose energy axis is not in eV: say so
-        signal_to_dataarray(path, signals[typed_eels[0]], typed_eels[0])
+    # No usable EELS signal, but one typed EELS or a spectrum that is not X-ray data: say what is wrong with it (its
+    # energy axis is not in eV, or too short) rather than calling the file image-only.
+    unusable = [s.index for s in summaries if "EELS" in s.signal_type.upper()] or [
+        s.index for s in summaries if "EDS" not in s.signal_type.upper() and _signal_axes(signals[s.index]) == 1
+    ]
+    if not eels and unusable:
+        signal_to_dataarray(path, signals[unusable[0]], unusable[0])
     if not eels:
         raise EelsbatchError(path, f"holds no EELS spectrum (image-only or X-ray data); signals are {listing}")
     # Several EELS signals (DualEELS, several ranges): default to the core-loss one starting lowest,
@@ -191,7 +289,11 @@ def signal_to_dataarray(path: Path, signal: dict[str, Any], index: int) -> xr.Da
     energy_axis = axes[energy_index]
     factor = ENERGY_UNITS_TO_EV[str(energy_axis["units"]).strip().lower()]
     energy = _axis_values(energy_axis) * factor
-    if energy.size > 1 and not np.all(np.diff(energy) > 0):
+    if energy.size < MIN_CHANNELS:
+        raise EelsbatchError(
+            path, f"signal {index} ({title or 'untitled'}): energy axis has {energy.size} channel(s); at least {MIN_CHANNELS} needed"
+        )
+    if not np.all(np.diff(energy) > 0):
         raise EelsbatchError(path, f"signal {index}: the energy axis is not monotonically increasing")
     names = _dim_names(path, axes, energy_index)
     coords: dict[str, Any] = {"energy": ("energy", energy, {"units": "eV", "long_name": "energy loss"})}
@@ -204,7 +306,7 @@ def signal_to_dataarray(path: Path, signal: dict[str, Any], index: int) -> xr.Da
     if energy_axis.get("axis") is None:
         dispersion = float(energy_axis.get("scale", 1.0)) * factor
     else:
-        dispersion = float(np.median(np.diff(energy))) if energy.size > 1 else float("nan")
+        dispersion = float(np.median(np.diff(energy)))
     counts.attrs = {
         **_acquisition_attrs(metadata),
         "dispersion_eV": dispersion,
@@ -236,7 +338,8 @@ def open_spectrum_image(path: str | Path, signal: str | int | None = None) -> xr
     Raises
     ------
     EelsbatchError
-        Missing, unsupported or corrupt file, no EELS signal, or an energy axis not in eV or not increasing.
+        Missing, unsupported or corrupt file, no EELS signal, or an energy axis not in eV, of fewer than
+        ``MIN_CHANNELS`` channels or not increasing.
     """
     path = Path(path)
     if path.is_dir():
