@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, Interrupted
 from eelsbatch.shipped import SHIPPED_MODEL
 
 if TYPE_CHECKING:
@@ -303,18 +303,22 @@ def map_command(
 ) -> None:
     """Map which elements are where: per-pixel edge recognition and classic edge-intensity maps."""
     from eelsbatch.cluster import open_client
-    from eelsbatch.mapping import run_map
-    from eelsbatch.model import load_recogniser
+    from eelsbatch.mapping import execute_map, prepare_map
 
-    model = model or SHIPPED_MODEL
-    load_recogniser(model)  # a missing or corrupt model fails before any cluster starts
+    # every argument is checked (and an instrument file converted) before the cluster's workers start
+    plan = prepare_map(input, output, model or SHIPPED_MODEL, threshold, resume, overwrite,
+                       sector_starts=_sector_starts(sector_starts, input))
     options = cluster_options(scheduler, cluster, workers, threads_per_worker, cluster_config, queue, account,
                               walltime, cores, memory, jobs, gpus_per_job)
-    with open_client(options) as client:
-        summary = run_map(input, output, model, client, threshold, resume, overwrite,
-                          sector_starts=_sector_starts(sector_starts, input))
+    try:
+        with open_client(options) as client:
+            summary = execute_map(plan, client)
+    except KeyboardInterrupt:
+        raise Interrupted(output, "interrupted; run the same command again with --resume to continue") from None
     if summary.warning:
         print(f"eelsbatch: warning: {input}: {summary.warning}", file=sys.stderr)
+    if invalid := summary.invalid_text():
+        print(f"eelsbatch: warning: {input}: {invalid}", file=sys.stderr)
     typer.echo(
         f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
         f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "
@@ -397,8 +401,8 @@ def main() -> None:
     try:
         app()
     except EelsbatchError as error:
-        print(f"eelsbatch: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        print(f"eelsbatch: {'error: ' if error.exit_code == 2 else ''}{error}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         print("eelsbatch: interrupted", file=sys.stderr)
         sys.exit(130)

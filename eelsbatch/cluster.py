@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import dask
 import yaml
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from eelsbatch.errors import EelsbatchError
 
@@ -112,10 +115,25 @@ def _local_cluster(options: ClusterOptions) -> LocalCluster:
         **dask.config.get("distributed.nanny.pre-spawn-environ"),
         "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **ALLOCATOR_ENVIRONMENT,
     }
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}), _workers_ignore_ctrl_c():
         return LocalCluster(
-            n_workers=n_workers, threads_per_worker=threads, processes=True, host="127.0.0.1", dashboard_address=None,
+            n_workers=n_workers, threads_per_worker=threads, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
         )
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored: a terminal's Ctrl-C reaches the whole process group, and it is
+    this process's to handle (closing the cluster, one line to the user); a worker that took it would print its own
+    traceback. A Python started with SIGINT ignored keeps it ignored, so the workers inherit this."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _slurm_cluster(options: ClusterOptions):
@@ -151,4 +169,32 @@ def open_client(options: ClusterOptions | None = None) -> Iterator[Client]:
         return
     cluster = _slurm_cluster(options) if options.cluster == "slurm" else _local_cluster(options)
     with cluster, Client(cluster) as client:
-        yield client
+        client.register_plugin(QuietClose(), name="eelsbatch-quiet-close")
+        try:
+            yield client
+        except BaseException:
+            _quiet_teardown()  # an interrupted run: its tasks' cancellation is no news to the user
+            raise
+
+
+class _ClosingNoise(logging.Filter):
+    """Drops the warning a worker logs for each task that its own closing cancelled (Dask: 'This should exclusively
+    happen in Worker.close()'): a run cut short already says so in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith("ended with CancelledError")
+
+
+class QuietClose(WorkerPlugin):
+    """On every worker of the clusters eelsbatch starts: closing after an interrupted run prints nothing."""
+
+    def setup(self, worker: object) -> None:
+        logger = logging.getLogger("distributed.worker.state_machine")
+        if not any(isinstance(f, _ClosingNoise) for f in logger.filters):
+            logger.addFilter(_ClosingNoise())
+
+
+def _quiet_teardown() -> None:
+    """Silence Dask's loggers while a cluster whose run was cut short closes (cancelled tasks, closing comms)."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 class EelsbatchError(Exception):
-    """A problem with user input, reported as one line naming the file and the problem.
+    """A problem with user input, reported as one line naming the file and the problem (exit code 2).
 
     Parameters
     ----------
@@ -16,7 +16,15 @@ class EelsbatchError(Exception):
         What is wrong, in words a user can act on.
     """
 
+    exit_code = 2
+
     def __init__(self, path: str | Path | None, problem: str) -> None:
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class Interrupted(EelsbatchError):
+    """The user stopped a run (Ctrl-C): what was written stays resumable; exit code 130, as for SIGINT."""
+
+    exit_code = 130

@@ -66,7 +66,7 @@ def test_a_finished_maps_store_opens_with_plain_open_zarr(reference_maps: Path) 
 
 def _done_chunks(output: Path) -> int:
     try:
-        return int(np.count_nonzero(zarr.open_group(str(output), mode="r")["chunk_done"][:]))
+        return int(np.count_nonzero(zarr.open_group(str(output), mode="r")["progress"]["chunk_done"][:]))
     except Exception:  # noqa: BLE001 - polled while the map run creates the store: not there yet
         return 0
 

@@ -186,7 +186,7 @@ def test_a_worker_job_that_ends_is_replaced_by_a_new_job(partition: Partition, n
 
 def _done_chunks(output: Path) -> int:
     try:
-        return int(np.count_nonzero(zarr.open_group(str(output), mode="r")["chunk_done"][:]))
+        return int(np.count_nonzero(zarr.open_group(str(output), mode="r")["progress"]["chunk_done"][:]))
     except Exception:  # noqa: BLE001 - the map run has not created the store yet
         return 0
 
@@ -228,7 +228,7 @@ def test_a_job_cancelled_mid_map_loses_and_duplicates_no_chunk(
         assert canceller.done_at_cancel is not None and canceller.done_at_cancel < 16, "the job was not cancelled mid-run"
         assert jobs[0] not in squeue_ids("--states", "RUNNING")
     assert summary.chunks_computed == summary.chunks_total == 16
-    assert zarr.open_group(str(output), mode="r")["chunk_done"][:].all()
+    assert zarr.open_group(str(output), mode="r")["progress"]["chunk_done"][:].all()
     assert is_complete(output)
     assert_same_store(output, local_maps)
 

@@ -2,6 +2,6 @@
 
 from eelsbatch.mapping._chunk import map_chunk
 from eelsbatch.mapping._intensity import edge_intensity, integration_onset
-from eelsbatch.mapping._run import MapSummary, run_map
+from eelsbatch.mapping._run import MapPlan, MapSummary, execute_map, prepare_map, run_map
 
-__all__ = ["MapSummary", "edge_intensity", "integration_onset", "map_chunk", "run_map"]
+__all__ = ["MapPlan", "MapSummary", "edge_intensity", "execute_map", "integration_onset", "map_chunk", "prepare_map", "run_map"]

@@ -13,6 +13,7 @@ import numpy as np
 import zarr
 
 from eelsbatch.mapping._intensity import edge_intensity
+from eelsbatch.mapping._layout import record_block, region_of
 
 _MODELS: dict[tuple[str, str], object] = {}
 _LOCK = threading.Lock()
@@ -80,7 +81,7 @@ def map_chunk(
         Timings in seconds (``read``, ``inference``, ``write``) and the number of spectra.
     """
     started = time.perf_counter()
-    region = tuple(slice(a, b) for a, b in block)
+    region = region_of(block)
     source = zarr.open_group(input_store, mode="r")
     counts = np.asarray(source["counts"][region + (slice(None),)], dtype=np.float32)
     energy = source["energy"][:]
@@ -88,18 +89,19 @@ def map_chunk(
     read = time.perf_counter()
     recogniser = cached_recogniser(model, sha256, _worker_threads())
     result = recogniser.predict(flat, energy, sector_starts=sector_starts)
-    probability = result["probability"]
+    probability, valid = result["probability"], result["valid"]
     present = recogniser.decide(probability, threshold)
     onset = np.where(present, result["onset_energy"], np.nan)
     intensity = np.full(probability.shape, np.nan, np.float32)
     for element, edge_onset in intensity_onsets.items():
         intensity[:, recogniser.elements.index(element)] = edge_intensity(flat, energy, edge_onset)
+    intensity[~valid] = np.nan
     inferred = time.perf_counter()
     shape = counts.shape[:-1]
     target = zarr.open_group(output_store, mode="r+")
     for name, values in (("probability", probability), ("present", present), ("onset_energy", onset), ("edge_intensity", intensity)):
         target[name][(slice(None),) + region] = np.moveaxis(values, -1, 0).reshape((values.shape[-1], *shape))
-    target["partial_sum"][chunk_index] = flat.sum(axis=0, dtype=np.float64)
-    target["chunk_done"][chunk_index] = True
+    target["valid"][region] = valid.reshape(shape)
+    finite_sum = np.where(np.isfinite(flat), flat, 0.0).sum(axis=0, dtype=np.float64)
+    record_block(target, chunk_index, finite_sum, present.sum(axis=0), int(np.count_nonzero(~valid)))
     return {"spectra": float(flat.shape[0]), "read": read - started, "inference": inferred - read, "write": time.perf_counter() - inferred}
-

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import xarray as xr
 import zarr
 from distributed import Client, as_completed
 from tqdm import tqdm
 
 from eelsbatch.errors import EelsbatchError
-from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, write_store
+from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, store_id, write_store
 from eelsbatch.mapping._alternatives import describe_found, found_alternatives
 from eelsbatch.mapping._chunk import map_chunk
 from eelsbatch.mapping._intensity import integration_onset
-from eelsbatch.mapping._layout import blocks, create_maps_store, finish_maps_store, provenance
+from eelsbatch.mapping._layout import (
+    blocks,
+    create_maps_store,
+    done_blocks,
+    finish_maps_store,
+    pixel_tallies,
+    provenance,
+    region_of,
+)
 from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
+
+if TYPE_CHECKING:
+    from eelsbatch.model import Recogniser
 
 FOUND_SHARE = 0.01  # an element is "found" where present in at least 1 % of the pixels (or the only spectrum)
 
@@ -36,25 +50,170 @@ class MapSummary:
     timings: dict[str, float] = field(default_factory=dict)
     warning: str | None = None  # why the maps may not hold (:meth:`Recogniser.acquisition_warning`)
     alternatives: dict[str, list[str]] = field(default_factory=dict)  # found element -> elements with the same edges here
+    invalid_pixels: int = 0  # pixels not judged: too few finite channels on the model grid
+    pixels: int = 0
 
     @property
     def spectra_per_second(self) -> float:
         """End-to-end throughput of this run."""
         return self.spectra / self.seconds if self.seconds > 0 else float("nan")
 
+    def invalid_text(self) -> str | None:
+        """One line on the pixels that could not be judged, or None where every pixel was."""
+        if not self.invalid_pixels:
+            return None
+        return (f"{self.invalid_pixels} of {self.pixels} pixels not judged (too few finite channels on the model grid): "
+                "their maps are empty (the 'valid' map is False there)")
+
     def found_text(self) -> str:
         """The elements found, each with the elements it cannot be told from in this window: ``Co (or Ba), O``."""
         return describe_found(self.elements_found, self.alternatives)
 
 
-def input_store_for(source: Path, output: Path) -> Path:
-    """``source`` if it is a store; otherwise convert the instrument file beside the output first."""
+SOURCE_IDENTITY_ATTR = "source_identity"  # the instrument file a converted input was made from: path, size, mtime
+
+
+def source_identity(source: Path) -> str:
+    """What ties a converted input to its instrument file: resolved path, size and modification time."""
+    stat = source.stat()
+    return json.dumps({"path": str(source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+
+
+def input_store_for(source: Path, output: Path, resume: bool = False) -> Path:
+    """``source`` if it is a store; otherwise the instrument file converted beside the output.
+
+    A converted input is reused only while it is that file's (same path, size and modification time); otherwise it
+    is converted again, or, when resuming a map of it, refused: the maps begun would be of another file.
+    """
     if source.is_dir():
         return source
+    if not source.is_file():
+        raise EelsbatchError(source, "no such file or store")
     converted = output.with_name(output.name + ".input.zarr")
-    if not is_complete(converted):
-        write_store(open_spectrum_image(source), converted, overwrite=True)
+    identity = source_identity(source)
+    if is_complete(converted):
+        recorded = zarr.open_group(str(converted), mode="r").attrs.get(SOURCE_IDENTITY_ATTR)
+        if recorded == identity:
+            return converted
+        if resume:
+            raise EelsbatchError(source, f"cannot resume: {converted.name} was converted from another file or an "
+                                 "earlier version of this one (use --overwrite to start again)")
+    counts = open_spectrum_image(source)
+    counts.attrs[SOURCE_IDENTITY_ATTR] = identity
+    write_store(counts, converted, overwrite=True)
     return converted
+
+
+@dataclass
+class MapPlan:
+    """A map checked and ready to run (:func:`prepare_map`): nothing of it depends on the cluster."""
+
+    source: Path
+    output: Path
+    model_path: Path
+    recogniser: Recogniser
+    store: Path
+    store_id: str | None
+    energy: np.ndarray
+    counts: xr.DataArray
+    threshold: float
+    sector_starts: list[int] | None
+    warning: str | None
+    intensity_onsets: dict[str, float]
+    resume: bool
+
+
+def prepare_map(
+    source: str | Path,
+    output: str | Path,
+    model_path: str | Path,
+    threshold: float | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    sector_starts: Sequence[int] | None = None,
+) -> MapPlan:
+    """Check every argument of a map (and convert an instrument file) before any worker starts.
+
+    Parameters are those of :func:`run_map`.
+
+    Raises
+    ------
+    EelsbatchError
+        A missing or unreadable input or model, an output that exists (without ``resume`` or ``overwrite``) or
+        that is not an eelsbatch store, a resume of another input or model, a window off the model grid.
+    """
+    from eelsbatch.model import load_recogniser  # torch: only once a map is asked for
+
+    source, output, model_path = Path(source), Path(output), Path(model_path)
+    recogniser = load_recogniser(model_path)
+    threshold = recogniser.threshold if threshold is None else threshold
+    resuming = resume and output.exists()
+    if not resuming:
+        prepare_output(output, overwrite)
+    store = input_store_for(source, output, resuming)
+    dataset = open_store(store)
+    counts = dataset["counts"]
+    energy = counts["energy"].values
+    try:
+        sector_starts = chosen_sector_starts(sector_starts, dataset.attrs.get(SECTOR_STARTS_ATTR), energy.size)
+    except ValueError as error:
+        raise EelsbatchError(source, str(error)) from None
+    try:
+        recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
+    except EelsbatchError as error:
+        raise EelsbatchError(source, error.problem) from None
+    identity = store_id(store)
+    if resuming and not is_complete(output):
+        attrs = zarr.open_group(str(output), mode="r").attrs
+        same_input = attrs.get("input_store") == str(store.resolve()) and attrs.get("input_store_id", "") == (identity or "")
+        if attrs.get("model_sha256") != recogniser.sha256 or not same_input:
+            raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
+    onsets = {e: o for e in recogniser.elements if (o := integration_onset(e, energy)) is not None}
+    return MapPlan(source, output, model_path, recogniser, store, identity, energy, counts, threshold, sector_starts,
+                   recogniser.acquisition_warning(energy), onsets, resuming)
+
+
+def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSummary:
+    """Run a prepared map on ``client``'s workers: the unfinished blocks, then the finish, one progress bar for both."""
+    all_blocks = blocks(plan.counts)
+    output, recogniser = plan.output, plan.recogniser
+    if plan.resume and is_complete(output):
+        return _summary_of_finished(output, len(all_blocks), plan.warning)
+    if not plan.resume:
+        if output.exists():  # prepare_map let it be replaced: an eelsbatch store, or an empty folder
+            shutil.rmtree(output)
+        parameters = {"threshold": plan.threshold, "source": str(plan.source), "sector_starts": plan.sector_starts,
+                      "warning": plan.warning}
+        create_maps_store(output, plan.counts, recogniser.elements,
+                          provenance(plan.store, plan.store_id, recogniser, plan.threshold, parameters))
+    done = done_blocks(output)
+    pending = [i for i in range(len(all_blocks)) if not done[i]]
+    started = time.perf_counter()
+    timings = {"read": 0.0, "inference": 0.0, "write": 0.0}
+    spectra = 0
+    with tqdm(total=len(pending) + len(all_blocks), desc="map", unit="block", disable=not progress) as bar:
+        futures = [
+            client.submit(map_chunk, str(plan.store), str(output), str(plan.model_path.resolve()), recogniser.sha256,
+                          all_blocks[i], i, plan.threshold, plan.intensity_onsets, plan.sector_starts,
+                          pure=False, retries=2)
+            for i in pending
+        ]
+        for future in as_completed(futures):
+            result = future.result()
+            spectra += int(result.pop("spectra"))
+            for key, value in result.items():
+                timings[key] += value
+            bar.update()
+        bar.set_description("map: finishing")
+        finishing = time.perf_counter()
+        present_pixels, invalid, pixels = pixel_tallies(output)
+        found = found_elements(present_pixels, pixels, recogniser.elements)
+        alternatives = found_alternatives(found, plan.energy, recogniser.elements)
+        finish_maps_store(output, found, alternatives, invalid, [region_of(b) for b in all_blocks], bar.update)
+        timings["finish"] = time.perf_counter() - finishing
+    seconds = time.perf_counter() - started
+    return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, plan.warning, alternatives,
+                      invalid, pixels)
 
 
 def run_map(
@@ -83,86 +242,27 @@ def run_map(
     threshold
         Presence threshold (default: the model's).
     resume
-        Continue an interrupted run into ``output``, computing only unfinished chunks.
+        Continue an interrupted run into ``output``, computing only unfinished chunks (and finishing it).
     overwrite
-        Replace an existing ``output``.
+        Replace an existing ``output`` (an eelsbatch store or an empty folder; anything else is refused).
     progress
         Show a progress bar.
     sector_starts
         Channels where the detector's readout sectors start (default: the input store's record of them,
         from ``convert --sector-starts``, else 2 or 4 equal shares of the channels).
     """
-    from eelsbatch.model import load_recogniser
-
-    source, output = Path(source), Path(output)
-    recogniser = load_recogniser(model_path)
-    threshold = recogniser.threshold if threshold is None else threshold
-    if not (resume and output.exists()):
-        prepare_output(output, overwrite)
-    store = input_store_for(source, output)
-    dataset = open_store(store)
-    counts = dataset["counts"]
-    energy = counts["energy"].values
-    try:
-        sector_starts = chosen_sector_starts(sector_starts, dataset.attrs.get(SECTOR_STARTS_ATTR), energy.size)
-    except ValueError as error:
-        raise EelsbatchError(source, str(error)) from None
-    try:
-        recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
-    except EelsbatchError as error:
-        raise EelsbatchError(source, error.problem) from None
-    warning = recogniser.acquisition_warning(energy)
-    onsets = {e: o for e in recogniser.elements if (o := integration_onset(e, energy)) is not None}
-    all_blocks = blocks(counts)
-    if resume and output.exists():
-        if is_complete(output):
-            return _summary_of_finished(output, len(all_blocks), warning)
-        attrs = zarr.open_group(str(output), mode="r").attrs
-        if attrs.get("model_sha256") != recogniser.sha256 or attrs.get("input_store") != str(store.resolve()):
-            raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
-    else:
-        if output.exists():
-            shutil.rmtree(output)
-        parameters = {"threshold": threshold, "source": str(source), "sector_starts": sector_starts, "warning": warning}
-        create_maps_store(output, counts, recogniser.elements, provenance(store, recogniser, threshold, parameters))
-    done = zarr.open_group(str(output), mode="r")["chunk_done"][:]
-    pending = [i for i in range(len(all_blocks)) if not done[i]]
-    started = time.perf_counter()
-    futures = [
-        client.submit(map_chunk, str(store), str(output), str(Path(model_path).resolve()), recogniser.sha256,
-                      all_blocks[i], i, threshold, onsets, sector_starts, pure=False, retries=2)
-        for i in pending
-    ]
-    timings = {"read": 0.0, "inference": 0.0, "write": 0.0}
-    spectra = 0
-    with tqdm(total=len(futures), desc="map", unit="chunk", disable=not progress) as bar:
-        for future in as_completed(futures):
-            result = future.result()
-            spectra += int(result.pop("spectra"))
-            for key, value in result.items():
-                timings[key] += value
-            bar.update()
-    seconds = time.perf_counter() - started
-    found = elements_found(output, recogniser.elements)
-    alternatives = found_alternatives(found, energy, recogniser.elements)
-    finish_maps_store(output, found, alternatives)
-    return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, warning, alternatives)
+    plan = prepare_map(source, output, model_path, threshold, resume, overwrite, sector_starts)
+    return execute_map(plan, client, progress)
 
 
-def elements_found(output: Path, elements: list[str]) -> list[str]:
-    """Elements present in at least ``FOUND_SHARE`` of the pixels, read one element at a time."""
-    present = zarr.open_group(str(output), mode="r")["present"]
-    found = []
-    for index, element in enumerate(elements):
-        share = float(np.mean(present[index]))
-        if share >= FOUND_SHARE and share > 0:
-            found.append(element)
-    return found
+def found_elements(present_pixels: np.ndarray, pixels: int, elements: Sequence[str]) -> list[str]:
+    """Elements reported in at least ``FOUND_SHARE`` of the pixels (or in the only one), from per-element counts."""
+    return [element for element, count in zip(elements, present_pixels) if count > 0 and count >= FOUND_SHARE * pixels]
 
 
 def _summary_of_finished(output: Path, total: int, warning: str | None) -> MapSummary:
-    import json
-
-    attrs = zarr.open_group(str(output), mode="r").attrs
+    group = zarr.open_group(str(output), mode="r")
+    attrs = group.attrs
     return MapSummary(0, 0.0, json.loads(attrs.get("elements_found", "[]")), 0, total, warning=warning,
-                      alternatives=json.loads(attrs.get("alternatives", "{}")))
+                      alternatives=json.loads(attrs.get("alternatives", "{}")), invalid_pixels=int(attrs.get("invalid_pixels", 0)),
+                      pixels=int(np.prod(group["valid"].shape)))

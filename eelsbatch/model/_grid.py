@@ -66,23 +66,42 @@ class ModelGrid:
         density : (n, points) float32
             Mean counts per eV in each grid cell (0 where masked).
         mask : (n, points) bool
-            True where the grid cell lies wholly inside the acquired window.
+            True where the grid cell lies wholly inside the acquired window and holds no channel of a non-finite
+            run at either end of the spectrum (:func:`_bridge_unread`).
         """
         counts = np.asarray(counts)
         energy = np.asarray(energy, dtype=np.float64)
         cells = self.edges
+        counts, unread = _bridge_unread(counts)
         if energy.ndim == 1:  # one axis for all spectra (a spectrum image): one sparse rebinning matrix
             rebin, mask_row = _rebinning_matrix(energy, cells)
             density = np.asarray((rebin @ np.asarray(counts, dtype=np.float32).T).T, dtype=np.float32)
-            return density, np.broadcast_to(mask_row, density.shape)
+            mask = np.broadcast_to(mask_row, density.shape)
+            if unread is not None:
+                mask = mask & ~np.asarray((rebin @ unread.T.astype(np.float32)).T > 0)
+                density[~mask] = 0.0
+            return density, mask
         cumulative = np.zeros((counts.shape[0], counts.shape[1] + 1))
         np.cumsum(counts, axis=1, dtype=np.float64, out=cumulative[:, 1:])
         bounds = np.stack([_channel_bounds(row) for row in energy])
         at_cells = np.stack([np.interp(cells, b, c) for b, c in zip(bounds, cumulative)])
         mask = (cells[None, :-1] >= bounds[:, :1]) & (cells[None, 1:] <= bounds[:, -1:])
+        if unread is not None:
+            unread_before = np.zeros(cumulative.shape)
+            np.cumsum(unread, axis=1, out=unread_before[:, 1:])
+            mask &= np.stack([np.diff(np.interp(cells, b, c)) <= 0 for b, c in zip(bounds, unread_before)])
         density = np.diff(at_cells, axis=1) / np.diff(cells)[None, :]
         density[~mask] = 0.0
         return density.astype(np.float32), mask
+
+    def window_cells(self, energy: np.ndarray) -> np.ndarray:
+        """(points,) bool: the grid cells lying wholly inside the acquisition window ``energy`` (channels,)."""
+        bounds = _channel_bounds(np.asarray(energy, dtype=np.float64))
+        return (self.edges[:-1] >= bounds[0]) & (self.edges[1:] <= bounds[-1])
+
+    def judged(self, mask: np.ndarray) -> np.ndarray:
+        """(n,) bool: the spectra whose usable cells (``mask``, (n, points)) are enough to judge them."""
+        return mask.sum(axis=1) >= MIN_VALID_CELLS
 
     def check_coverage(self, mask: np.ndarray) -> None:
         """Refuse spectra whose window covers fewer than ``MIN_VALID_CELLS`` grid cells."""
@@ -173,8 +192,34 @@ class ModelGrid:
                 scale = np.nanmedian(np.where(positive, values, np.nan), axis=1, keepdims=True)
         scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
         logged = np.log(np.clip(values / scale, self.floor, None))
-        mean = np.nanmean(logged, axis=1, keepdims=True)
-        return (logged - mean) / (np.nanstd(logged, axis=1, keepdims=True) + 1e-3)
+        with warnings.catch_warnings():  # a row with no usable cell (an all-NaN pixel) stays NaN: it is not judged
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(logged, axis=1, keepdims=True)
+            return (logged - mean) / (np.nanstd(logged, axis=1, keepdims=True) + 1e-3)
+
+
+def _bridge_unread(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Counts with their non-finite (NaN, infinite) channels dealt with, and (n, channels) bool of those not acquired.
+
+    A non-finite run at either end of a spectrum is treated as outside the acquired window (masked, as the network
+    was trained to read a window's ends); one inside is bridged linearly from its finite neighbours, as a dead
+    detector channel is, because a hole inside the window is nothing the network has seen. A spectrum with no finite
+    channel is wholly not acquired. Returns ``None`` for the second array where every channel is finite.
+    """
+    finite = np.isfinite(counts)
+    if finite.all():
+        return counts, None
+    counts = np.where(finite, counts, 0.0).astype(np.result_type(counts.dtype, np.float32))
+    unread = ~finite
+    channels = np.arange(counts.shape[1])
+    for row in np.flatnonzero(unread.any(axis=1)):
+        good = np.flatnonzero(finite[row])
+        if good.size == 0:
+            continue
+        inside = unread[row] & (channels > good[0]) & (channels < good[-1])
+        counts[row, inside] = np.interp(channels[inside], good, counts[row, good])
+        unread[row, inside] = False
+    return counts, unread
 
 
 def _channel_bounds(energy: np.ndarray) -> np.ndarray:

@@ -120,10 +120,17 @@ class Recogniser:
         EelsbatchError
             If the acquisition window misses the model grid.
         """
+        return self.judged_inputs(counts, energy, sector_starts)[0]
+
+    def judged_inputs(self, counts: np.ndarray, energy: np.ndarray,
+                      sector_starts: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`inputs`, and (n,) bool: the spectra with enough usable cells to be judged (non-finite channels
+        are not acquired, :meth:`ModelGrid.resample`; an all-NaN pixel is not judged, not an error)."""
         energy = self._checked_energy(energy)
+        axes = energy if energy.ndim == 2 else energy[None]
+        self.grid.check_coverage(np.stack([self.grid.window_cells(row) for row in axes]))
         inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries, sector_starts)
-        self.grid.check_coverage(mask)
-        return inputs
+        return inputs, self.grid.judged(mask)
 
     def _checked_energy(self, energy: np.ndarray) -> np.ndarray:
         energy = np.asarray(energy, dtype=np.float64)
@@ -191,13 +198,20 @@ class Recogniser:
         dict
             ``probability`` (n, elements) float32, calibrated; ``onset_energy`` (n, elements) float32,
             the most likely onset of each element's edge in eV (NaN where the element has no onset
-            probability anywhere in the window).
+            probability anywhere in the window); ``valid`` (n,) bool, False for a spectrum with too few finite
+            channels on the model grid to be judged (its probabilities and onsets NaN).
         """
         if prepare_on_device is None:
             prepare_on_device = self.device.type == "cuda"
-        if prepare_on_device and np.ndim(energy) == 1:
-            return self.predict_inputs(counts, batch_size, self.device_inputs(energy, sector_starts))
-        return self.predict_inputs(self.inputs(counts, energy, sector_starts), batch_size)
+        if prepare_on_device and np.ndim(energy) == 1 and np.isfinite(counts).all():  # the device path has no NaN masks
+            result = self.predict_inputs(counts, batch_size, self.device_inputs(energy, sector_starts))
+            return {**result, "valid": np.ones(len(counts), bool)}
+        inputs, valid = self.judged_inputs(counts, energy, sector_starts)
+        inputs[~valid] = 0.0  # NaN inputs of a spectrum not judged stay out of the network
+        result = self.predict_inputs(inputs, batch_size)
+        for values in result.values():
+            values[~valid] = np.nan
+        return {**result, "valid": valid}
 
     def predict_inputs(self, inputs: np.ndarray, batch_size: int | None = None,
                        prepare: DeviceInputs | None = None) -> dict[str, np.ndarray]:
