@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
+import re
 import shutil
+import socket
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
+import psutil
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
@@ -98,10 +103,52 @@ def open_store(path: str | Path, kind: str = "spectrum_image") -> xr.Dataset:
     return dataset
 
 
+def is_eelsbatch_store(path: str | Path) -> bool:
+    """Whether ``path`` is a store that eelsbatch wrote, complete or not: a Zarr group whose root names its kind."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    try:
+        return KIND_ATTR in _group(path, "r").attrs
+    except EelsbatchError:
+        return False
+
+
+def _refuse_to_replace(path: Path) -> None:
+    """Refuse to remove ``path`` unless it is an eelsbatch store or an empty folder.
+
+    ``--overwrite`` replaces what eelsbatch wrote, never a user's files: a folder of other files, a Zarr store of
+    another program or a file named like a store (OUT.zarr) stays. A symbolic link is refused too: whether its
+    target should be replaced is the user's call.
+    """
+    if path.is_symlink():
+        raise EelsbatchError(path, "exists and is a symbolic link; refusing to replace it")
+    if path.is_dir() and (is_eelsbatch_store(path) or not any(path.iterdir())):
+        return
+    raise EelsbatchError(path, "exists and is not an eelsbatch store; refusing to replace it")
+
+
+def remove_store(path: str | Path) -> None:
+    """Remove the eelsbatch store (or empty folder) at ``path``; nothing if there is nothing there.
+
+    Raises
+    ------
+    EelsbatchError
+        If ``path`` is anything else (see ``prepare_output``), which is left as it is.
+    """
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        _refuse_to_replace(path)
+        shutil.rmtree(path)
+
+
 def prepare_output(path: Path, overwrite: bool) -> None:
-    """Refuse an existing output without ``overwrite``, or a folder that cannot be written."""
-    if path.exists() and not overwrite:
-        raise EelsbatchError(path, "output exists (use --overwrite to replace it)")
+    """Refuse an existing output without ``overwrite``, one that is not an eelsbatch store or an empty folder, or a
+    folder that cannot be written."""
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise EelsbatchError(path, "output exists (use --overwrite to replace it)")
+        _refuse_to_replace(path)
     parent = path.parent
     if not parent.is_dir():
         raise EelsbatchError(path, "cannot write output: its parent folder does not exist")
@@ -138,12 +185,64 @@ def navigation_chunks(
     return {dim: sizes for dim, sizes in zip(counts.dims, normalized)}
 
 
+# A write goes to a hidden partial store beside its output, named after its writer: host (and PID namespace), process
+# id and the process's start time. A writer that is killed (SIGKILL, the node lost) cannot remove its partial, so the
+# next write to the same output removes the partials whose writer is gone. Gone means, on this host and in this PID
+# namespace only, that no process has that id or that the one that has it started at another time (the id was
+# reused). A writer on another host sharing the file system, or in another container, cannot be checked from here,
+# and an old partial may still be in use (a long run), so neither host nor age ever marks a partial stale: it stays
+# for its writer, or for the user, to remove.
+PARTIAL_WRITER = re.compile(r"(?P<space>[\w.-]+)-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}")  # after ".NAME.partial-"
+
+
+def _pid_space() -> str:
+    """This host and PID namespace: a process id means something only within both (containers may share a host name)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # no /proc (not Linux): one namespace per host
+        namespace = 0
+    host = re.sub(r"[^\w.-]", "_", socket.gethostname())
+    return f"{host}_{namespace}"
+
+
+def _partial_prefix(output: Path) -> str:
+    return f".{output.name}.partial-"
+
+
+def _partial_path(output: Path) -> Path:
+    started = int(psutil.Process().create_time())
+    return output.parent / f"{_partial_prefix(output)}{_pid_space()}-{os.getpid()}-{started}-{uuid.uuid4().hex[:8]}"
+
+
+def _writer_is_gone(space: str, pid: int, started: int) -> bool:
+    """Whether the process that began a partial store is certainly no longer running."""
+    if space != _pid_space():
+        return False
+    try:
+        start_time = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # exists but cannot be inspected: assume it is the writer
+        return False
+    return abs(start_time - started) >= 2  # the name holds the start time truncated to seconds
+
+
+def _remove_stale_partials(output: Path) -> None:
+    """Remove the partial stores of ``output`` whose writer is gone (killed without cleaning up)."""
+    prefix = _partial_prefix(output)
+    for candidate in output.parent.glob(f"{glob.escape(prefix)}*"):
+        writer = PARTIAL_WRITER.fullmatch(candidate.name[len(prefix):])  # none for an unknown writer: kept
+        if writer and _writer_is_gone(writer["space"], int(writer["pid"]), int(writer["started"])):
+            shutil.rmtree(candidate, ignore_errors=True)  # another writer may be removing it at the same time
+
+
 @contextlib.contextmanager
 def atomic_store(output: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a hidden temporary store path beside ``output``; on success mark it complete and move it into place.
 
     On any failure the temporary store is removed, so an interrupted write never leaves a store at
-    ``output`` (and never one that looks complete).
+    ``output`` (and never one that looks complete). Temporary stores of writers that were killed before
+    they could remove theirs are removed first.
 
     Parameters
     ----------
@@ -154,12 +253,12 @@ def atomic_store(output: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """
     output = Path(output)
     prepare_output(output, overwrite)
-    temporary = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+    _remove_stale_partials(output)
+    temporary = _partial_path(output)
     try:
         yield temporary
         mark_complete(temporary)
-        if output.exists():
-            shutil.rmtree(output)
+        remove_store(output)  # checked again: the write may have taken hours, and the output changed meanwhile
         temporary.rename(output)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
