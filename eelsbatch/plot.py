@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -9,9 +10,42 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 from eelsbatch.edges import load_edge_table  # noqa: E402
+from eelsbatch.errors import EelsbatchError  # noqa: E402
 from eelsbatch.synth import ELEMENTS  # noqa: E402
+
+
+def check_image_output(output: str | Path) -> Path:
+    """Refuse an image path that ``savefig`` would fail on, before any rendering (a large figure takes seconds).
+
+    Parameters
+    ----------
+    output
+        The image file to write; its extension (default PNG) names the format.
+
+    Raises
+    ------
+    EelsbatchError
+        If ``output`` is a folder, has an extension matplotlib cannot write, or lies in a folder that is missing or
+        cannot be written.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise EelsbatchError(output, "is a folder; give the name of the image file to write")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if output.suffix and output.suffix.lstrip(".").lower() not in formats:
+        raise EelsbatchError(output, f"unsupported image format {output.suffix!r} (use {', '.join('.' + f for f in sorted(formats))})")
+    folder = output.parent
+    if not folder.is_dir():
+        raise EelsbatchError(output, f"cannot write the image: its folder {folder} does not exist")
+    try:  # a probe file, not the output itself: a failed plot must not leave an empty image behind
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.probe-"):
+            pass
+    except OSError as error:
+        raise EelsbatchError(output, f"cannot write the image ({error.strerror or error.__class__.__name__})") from None
+    return output
 
 
 def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -> Path:
@@ -24,6 +58,7 @@ def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -
     output
         PNG file to write.
     """
+    output = check_image_output(output)
     table = load_edge_table()
     count = len(samples["spectrum"])
     figure, axes = plt.subplots(count, 1, figsize=(10, 2.6 * count), squeeze=False)
@@ -47,7 +82,7 @@ def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -
     figure.tight_layout()
     figure.savefig(output, dpi=110)
     plt.close(figure)
-    return Path(output)
+    return output
 
 
 def _scale_bar(axis, extent_x: float, units: str) -> None:
@@ -77,6 +112,7 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
     from eelsbatch.io import open_store
     from eelsbatch.mapping._alternatives import describe_found
 
+    output = check_image_output(output)
     dataset = open_store(maps, kind="maps")
     found = json.loads(dataset.attrs.get("elements_found", "[]"))
     alternatives = json.loads(dataset.attrs.get("alternatives", "{}"))
@@ -113,4 +149,4 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
     figure.tight_layout()
     figure.savefig(output, dpi=100)
     plt.close(figure)
-    return Path(output)
+    return output
