@@ -183,7 +183,14 @@ class ModelGrid:
         return inputs
 
     def _standardised(self, values: np.ndarray, positive: np.ndarray) -> np.ndarray:
-        """Log of ``values`` over their median positive value, standardised per row (NaN values ignored)."""
+        """Log of ``values`` over their median positive value, standardised per row (NaN values ignored).
+
+        A spectrum with cells at or below zero (a dark level subtracted too far, a background subtracted by its
+        author) is lifted first (:func:`_lifted`), so that its lowest cells are not clipped into deep spikes.
+        """
+        if not positive.all():
+            values = _lifted(values, positive)
+            positive = values > 0
         if positive.all():
             scale = np.median(values, axis=1, keepdims=True)
         else:
@@ -196,6 +203,28 @@ class ModelGrid:
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(logged, axis=1, keepdims=True)
             return (logged - mean) / (np.nanstd(logged, axis=1, keepdims=True) + 1e-3)
+
+
+def _lifted(values: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """``values`` (n, cells) with each row that holds a cell at or below zero raised by a constant: its lowest cell
+    comes to one noise level (the robust spread of neighbouring cells' differences) above zero.
+
+    Such a row's zero is not where no electrons arrived: a dark level subtracted too far, or a background subtracted
+    by the author, put it there. A constant is what the dark level itself adds, so raising the row changes no edge;
+    clipping its cells at ``floor`` instead turned noise into spikes as deep as the strongest edges (Fe and O at
+    probability 1 lost to a spectrum's dark-subtracted tail). Rows of positive cells are left as they are.
+    """
+    rows = np.flatnonzero((~positive & ~np.isnan(values)).any(axis=1))
+    if rows.size == 0:
+        return values
+    values = np.array(values, dtype=np.float64)
+    with warnings.catch_warnings():  # a row with a single finite cell has no differences: it is raised by its depth
+        warnings.simplefilter("ignore", RuntimeWarning)
+        noise = 1.4826 / np.sqrt(2) * np.nanmedian(np.abs(np.diff(values[rows], axis=1)), axis=1)
+        lowest = np.nanmin(values[rows], axis=1)
+    noise = np.where(np.isfinite(noise) & (noise > 0), noise, np.maximum(np.abs(lowest), 1.0))
+    values[rows] += (np.maximum(-lowest, 0.0) + noise)[:, None]
+    return values
 
 
 def _bridge_unread(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
