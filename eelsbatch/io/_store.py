@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # importing distributed costs ~0.25 s at every convert start
 
 COMPLETE_ATTR = "eelsbatch_complete"
 KIND_ATTR = "eelsbatch_kind"
+STORE_ID_ATTR = "eelsbatch_store_id"  # new at every write: a map resumed on a rewritten input store is refused
 TARGET_CHUNK_BYTES = 32 * 2**20
 # Blosc LZ4 with bit shuffle: on noisy float32 spectra ~2.7x faster to compress, ~1.9x faster to
 # decompress and ~20% smaller than Zarr's default (zstd level 0, no shuffle); see benchmarks/convert.py.
@@ -58,6 +59,11 @@ def mark_complete(path: str | Path) -> None:
 def mark_incomplete(path: str | Path) -> None:
     """Mark the store at ``path`` as being written (nothing may trust it until :func:`mark_complete`)."""
     _group(Path(path), "r+").attrs[COMPLETE_ATTR] = False
+
+
+def store_id(path: str | Path) -> str | None:
+    """The id that :func:`write_store` gave the store at ``path`` (None for a store written without one)."""
+    return _group(Path(path), "r").attrs.get(STORE_ID_ATTR)
 
 
 def is_complete(path: str | Path) -> bool:
@@ -303,7 +309,8 @@ def write_store(
     counts = counts.copy()
     counts.attrs = {"units": "counts", "long_name": "electron counts"}
     dataset = xr.Dataset({"counts": counts, **(extra or {})})
-    dataset.attrs = {**attrs, "eelsbatch_version": __version__, KIND_ATTR: "spectrum_image", COMPLETE_ATTR: False}
+    dataset.attrs = {**attrs, "eelsbatch_version": __version__, KIND_ATTR: "spectrum_image", STORE_ID_ATTR: uuid.uuid4().hex,
+                     COMPLETE_ATTR: False}
     try:
         with atomic_store(output, overwrite) as temporary:
             encoding = {"counts": {"compressors": [COUNTS_COMPRESSOR]}}
