@@ -317,8 +317,9 @@ def map_command(
         raise Interrupted(output, "interrupted; run the same command again with --resume to continue") from None
     if summary.warning:
         print(f"eelsbatch: warning: {input}: {summary.warning}", file=sys.stderr)
-    if invalid := summary.invalid_text():
-        print(f"eelsbatch: warning: {input}: {invalid}", file=sys.stderr)
+    for line in (summary.invalid_text(), summary.unmeasured_text()):
+        if line:
+            print(f"eelsbatch: warning: {input}: {line}", file=sys.stderr)
     typer.echo(
         f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s), "
         f"{summary.chunks_computed} of {summary.chunks_total} chunks computed; "

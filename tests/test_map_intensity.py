@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eelsbatch.edges import onset
-from eelsbatch.mapping import edge_intensity, integration_onset
+from eelsbatch.mapping import edge_intensity, integration_onset, integration_window
 
 ENERGY = 200.0 + 0.5 * np.arange(2048)  # 200-1223.5 eV: C K to Ce M4,5 with their pre-edge windows
 
@@ -92,3 +92,18 @@ def test_a_pre_edge_window_cut_by_the_start_of_the_data_still_gives_the_exact_in
     counts = 1e10 * energy[None, :] ** -3.0 + 25.0 * (energy >= edge_onset)[None, :]
     post = np.count_nonzero((energy >= edge_onset) & (energy <= edge_onset + 50.0))
     np.testing.assert_allclose(edge_intensity(counts, energy, edge_onset), [25.0 * post], rtol=1e-5)
+
+
+def test_windows_move_clear_of_the_other_found_elements_edges() -> None:
+    """An analyst's windows: Cu's integration stops at Zn L3 (1020 eV); Fe's pre-edge fit starts 3 % above Mn L2;
+    O's default windows hold no other edge; Zn's pre-edge fit would have to start 3 % above Cu L2 (951 eV), leaving
+    20 eV of its 133: no clean window (the real CuZn image's case)."""
+    energy = 400.0 + 0.5 * np.arange(2048)
+    alone = integration_window("Cu", energy)
+    beside_zn = integration_window("Cu", energy, ["Cu", "Zn"])
+    assert alone.post[1] == pytest.approx(onset("Cu", "L2,3") * 1.1) and alone.pre == beside_zn.pre
+    assert beside_zn.post == (pytest.approx(onset("Cu", "L2,3")), pytest.approx(onset("Zn", "L2,3")))
+    assert integration_window("O", energy, ["O", "Fe"]) == integration_window("O", energy)
+    beside_mn = integration_window("Fe", energy, ["O", "Fe", "Mn"])
+    assert beside_mn.pre == (pytest.approx(651.4 * 1.03, abs=0.5), pytest.approx(integration_window("Fe", energy).pre[1]))
+    assert integration_window("Zn", energy) is not None and integration_window("Zn", energy, ["Cu"]) is None

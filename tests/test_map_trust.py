@@ -77,7 +77,7 @@ def test_a_finish_cut_short_resumes_to_identical_maps(
         else:
             original = _layout.finish_maps_store
             monkeypatch.setattr("eelsbatch.mapping._run.finish_maps_store",
-                                lambda *args: original(*args[:5], on_region))
+                                lambda *args: original(*args[:5], on_region, *args[6:]))
             run_map(image, output, shipped_model, dask_client, progress=False)
     monkeypatch.undo()
     assert not is_complete(output)

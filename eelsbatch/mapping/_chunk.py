@@ -12,7 +12,7 @@ import time
 import numpy as np
 import zarr
 
-from eelsbatch.mapping._intensity import edge_intensity
+from eelsbatch.mapping._intensity import IntegrationWindow, edge_intensity
 from eelsbatch.mapping._layout import record_block, region_of
 
 _MODELS: dict[tuple[str, str], object] = {}
@@ -53,7 +53,7 @@ def map_chunk(
     block: tuple[tuple[int, int], ...],
     chunk_index: int,
     threshold: float,
-    intensity_onsets: dict[str, float],
+    intensity_windows: dict[str, IntegrationWindow],
     sector_starts: list[int] | None = None,
 ) -> dict[str, float]:
     """Map one block of pixels and write every output variable's region.
@@ -70,8 +70,8 @@ def map_chunk(
         Position of the block in the chunk list (for the done-marker and the partial sum spectrum).
     threshold
         Presence threshold.
-    intensity_onsets
-        Element -> onset (eV) for the classic edge-intensity maps.
+    intensity_windows
+        Element -> windows of its classic edge-intensity map (:func:`~eelsbatch.mapping.integration_window`).
     sector_starts
         Channels where the detector's readout sectors start, where known (default: equal shares).
 
@@ -93,8 +93,8 @@ def map_chunk(
     present = recogniser.decide(probability, threshold)
     onset = np.where(present, result["onset_energy"], np.nan)
     intensity = np.full(probability.shape, np.nan, np.float32)
-    for element, edge_onset in intensity_onsets.items():
-        intensity[:, recogniser.elements.index(element)] = edge_intensity(flat, energy, edge_onset)
+    for element, window in intensity_windows.items():
+        intensity[:, recogniser.elements.index(element)] = edge_intensity(flat, energy, window)
     intensity[~valid] = np.nan
     inferred = time.perf_counter()
     shape = counts.shape[:-1]
@@ -105,3 +105,20 @@ def map_chunk(
     finite_sum = np.where(np.isfinite(flat), flat, 0.0).sum(axis=0, dtype=np.float64)
     record_block(target, chunk_index, finite_sum, present.sum(axis=0), int(np.count_nonzero(~valid)))
     return {"spectra": float(flat.shape[0]), "read": read - started, "inference": inferred - read, "write": time.perf_counter() - inferred}
+
+
+def refit_chunk(input_store: str, output_store: str, block: tuple[tuple[int, int], ...],
+                windows: dict[int, IntegrationWindow | None]) -> None:
+    """Measure one block's classic maps again with the given windows (element index -> windows, None: no clean
+    window, NaN), for the elements whose default windows cross another found element's edge."""
+    region = region_of(block)
+    source = zarr.open_group(input_store, mode="r")
+    counts = np.asarray(source["counts"][region + (slice(None),)], dtype=np.float32)
+    energy = source["energy"][:]
+    flat = counts.reshape(-1, energy.size)
+    target = zarr.open_group(output_store, mode="r+")
+    valid = target["valid"][region].reshape(-1)
+    for index, window in windows.items():
+        values = np.full(flat.shape[0], np.nan, np.float32) if window is None else edge_intensity(flat, energy, window)
+        values[~valid] = np.nan
+        target["edge_intensity"][(index, *region)] = values.reshape(counts.shape[:-1])

@@ -107,7 +107,8 @@ def pixel_tallies(output: Path) -> tuple[np.ndarray, int, int]:
 
 
 def finish_maps_store(output: Path, found: Sequence[str], alternatives: dict[str, list[str]], invalid_pixels: int,
-                      regions: Sequence[Region], on_region: Callable[[], None] | None = None) -> None:
+                      regions: Sequence[Region], on_region: Callable[[], None] | None = None,
+                      windows: dict[str, dict | None] | None = None) -> None:
     """Sum the partial spectra, blank the edge intensity of elements found nowhere, record the elements found,
     their alternatives and the pixels not judged, and mark complete.
 
@@ -126,10 +127,12 @@ def finish_maps_store(output: Path, found: Sequence[str], alternatives: dict[str
         Every block's navigation slices (the one pass over ``edge_intensity``).
     on_region
         Called after each region (a progress bar).
+    windows
+        Each found element's classic-map windows (:meth:`IntegrationWindow.to_dict`; None: no clean window).
     """
     group = zarr.open_group(str(output), mode="r+")
     group.attrs.update({"elements_found": json.dumps(list(found)), "alternatives": json.dumps(alternatives),
-                        "invalid_pixels": invalid_pixels})
+                        "invalid_pixels": invalid_pixels, "integration_windows": json.dumps(windows or {})})
     partial = group[PROGRESS]["partial_sum"]
     total = np.zeros(partial.shape[1])
     for start in range(0, partial.shape[0], SUMMED_BLOCKS):

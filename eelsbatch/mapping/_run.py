@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,10 +16,10 @@ from distributed import Client, as_completed
 from tqdm import tqdm
 
 from eelsbatch.errors import EelsbatchError
-from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, store_id, write_store
+from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, remove_store, store_id, write_store
 from eelsbatch.mapping._alternatives import describe_found, found_alternatives
-from eelsbatch.mapping._chunk import map_chunk
-from eelsbatch.mapping._intensity import integration_onset
+from eelsbatch.mapping._chunk import map_chunk, refit_chunk
+from eelsbatch.mapping._intensity import IntegrationWindow, integration_window
 from eelsbatch.mapping._layout import (
     blocks,
     create_maps_store,
@@ -52,6 +51,14 @@ class MapSummary:
     alternatives: dict[str, list[str]] = field(default_factory=dict)  # found element -> elements with the same edges here
     invalid_pixels: int = 0  # pixels not judged: too few finite channels on the model grid
     pixels: int = 0
+    unmeasured: list[str] = field(default_factory=list)  # found elements with no background window clear of the others
+
+    def unmeasured_text(self) -> str | None:
+        """One line on the found elements whose classic map could not be measured cleanly, or None."""
+        if not self.unmeasured:
+            return None
+        return (f"no background window clear of the other found elements' edges for {', '.join(self.unmeasured)}: "
+                "edge_intensity is NaN there (probability and present are not affected)")
 
     @property
     def spectra_per_second(self) -> float:
@@ -119,7 +126,7 @@ class MapPlan:
     threshold: float
     sector_starts: list[int] | None
     warning: str | None
-    intensity_onsets: dict[str, float]
+    intensity_windows: dict[str, IntegrationWindow]  # each element's default windows (none found beside it)
     resume: bool
 
 
@@ -168,9 +175,9 @@ def prepare_map(
         same_input = attrs.get("input_store") == str(store.resolve()) and attrs.get("input_store_id", "") == (identity or "")
         if attrs.get("model_sha256") != recogniser.sha256 or not same_input:
             raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
-    onsets = {e: o for e in recogniser.elements if (o := integration_onset(e, energy)) is not None}
+    windows = {e: w for e in recogniser.elements if (w := integration_window(e, energy)) is not None}
     return MapPlan(source, output, model_path, recogniser, store, identity, energy, counts, threshold, sector_starts,
-                   recogniser.acquisition_warning(energy), onsets, resuming)
+                   recogniser.acquisition_warning(energy), windows, resuming)
 
 
 def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSummary:
@@ -180,8 +187,7 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
     if plan.resume and is_complete(output):
         return _summary_of_finished(output, len(all_blocks), plan.warning)
     if not plan.resume:
-        if output.exists():  # prepare_map let it be replaced: an eelsbatch store, or an empty folder
-            shutil.rmtree(output)
+        remove_store(output)  # prepare_map let it be replaced: an eelsbatch store, or an empty folder
         parameters = {"threshold": plan.threshold, "source": str(plan.source), "sector_starts": plan.sector_starts,
                       "warning": plan.warning}
         create_maps_store(output, plan.counts, recogniser.elements,
@@ -194,7 +200,7 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
     with tqdm(total=len(pending) + len(all_blocks), desc="map", unit="block", disable=not progress) as bar:
         futures = [
             client.submit(map_chunk, str(plan.store), str(output), str(plan.model_path.resolve()), recogniser.sha256,
-                          all_blocks[i], i, plan.threshold, plan.intensity_onsets, plan.sector_starts,
+                          all_blocks[i], i, plan.threshold, plan.intensity_windows, plan.sector_starts,
                           pure=False, retries=2)
             for i in pending
         ]
@@ -209,11 +215,21 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
         present_pixels, invalid, pixels = pixel_tallies(output)
         found = found_elements(present_pixels, pixels, recogniser.elements)
         alternatives = found_alternatives(found, plan.energy, recogniser.elements)
-        finish_maps_store(output, found, alternatives, invalid, [region_of(b) for b in all_blocks], bar.update)
+        windows = {e: integration_window(e, plan.energy, found) for e in found}
+        moved = {recogniser.elements.index(e): w for e, w in windows.items() if w != plan.intensity_windows.get(e)}
+        if moved:  # an analyst's windows, clear of the other found elements' edges: those maps measured again
+            bar.total += len(all_blocks)
+            refits = [client.submit(refit_chunk, str(plan.store), str(output), block, moved, pure=False, retries=2)
+                      for block in all_blocks]
+            for future in as_completed(refits):
+                future.result()
+                bar.update()
+        finish_maps_store(output, found, alternatives, invalid, [region_of(b) for b in all_blocks], bar.update,
+                          {e: None if w is None else w.to_dict() for e, w in windows.items()})
         timings["finish"] = time.perf_counter() - finishing
     seconds = time.perf_counter() - started
     return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, plan.warning, alternatives,
-                      invalid, pixels)
+                      invalid, pixels, sorted(e for e, w in windows.items() if w is None and e in plan.intensity_windows))
 
 
 def run_map(
