@@ -10,7 +10,9 @@ of ~32 MB = 64 x 64 pixels, Blosc zstd):
 2. peak resident memory of a worker (the kernel's ``ru_maxrss`` of the worker process, and the
    highest RSS polled every 50 ms) after mapping the 64 x 64 image and then the 256 x 256 image in the
    same worker process: bounded by the chunk size, the two should be about the same;
-3. the share of the workers' task time spent reading the input chunk, in inference (rebinning,
+3. the finish step after the last block (tallies, the elements found, any classic maps measured again with moved
+   windows, the pass over ``edge_intensity``), in seconds and as a share of the run;
+4. the share of the workers' task time spent reading the input chunk, in inference (rebinning,
    network and the classic edge-intensity fits) and writing the output regions; and, measured apart
    on one chunk in this process, the share of the edge-intensity fits within "inference".
 
@@ -53,6 +55,7 @@ RESULTS = Path(__file__).parent / "results" / "map.json"
 WINDOW = (250.0, 0.5)
 CHANNELS = 2048
 GOAL_SPECTRA_PER_S = 1000.0
+FINISH_SHARE_GOAL = 0.05  # issue 24: the finish step under 5 % of a 256 x 256 x 2048 map
 
 
 def _pixels(block: np.ndarray, base: np.ndarray, block_id: tuple[int, ...]) -> np.ndarray:
@@ -106,11 +109,13 @@ def _mapped(store: Path, output: Path, model: Path, client: Client) -> dict:
     wall = time.perf_counter() - started
     poller.halt.set()
     poller.join()
-    task_time = sum(summary.timings.values())
+    timings = dict(summary.timings)
+    finish = timings.pop("finish")
+    task_time = sum(timings.values())
     return {
         "spectra": summary.spectra, "chunks": summary.chunks_total, "wall_s": wall,
-        "spectra_per_s": summary.spectra / wall,
-        "shares": {key: value / task_time for key, value in summary.timings.items()},
+        "spectra_per_s": summary.spectra / wall, "finish_s": finish, "finish_share_of_wall": finish / wall,
+        "shares": {key: value / task_time for key, value in timings.items()},
         "worker_peak_rss_MB": max(client.run(_worker_peak_rss).values()) / 1e6,
         "worker_peak_rss_polled_MB": poller.peak / 1e6,
         "elements_found": summary.elements_found,
@@ -173,6 +178,8 @@ def main() -> None:
         "spectra_per_s_1_worker": one["spectra_per_s"], "spectra_per_s_2_workers": two["spectra_per_s"],
         "ratio_2_to_1": two["spectra_per_s"] / one["spectra_per_s"],
         "goal_spectra_per_s": GOAL_SPECTRA_PER_S, "goal_met": two["spectra_per_s"] >= GOAL_SPECTRA_PER_S,
+        "finish_s_2_workers": two["finish_s"], "finish_share_goal": FINISH_SHARE_GOAL,
+        "finish_goal_met": two["finish_share_of_wall"] < FINISH_SHARE_GOAL,
         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
     }
 
@@ -187,6 +194,8 @@ def main() -> None:
                   f"{shares['read']:>6.1%} {shares['inference']:>6.1%} {shares['write']:>6.1%} "
                   f"{row['worker_peak_rss_MB']:>12.0f} {row['worker_peak_rss_polled_MB']:>10.0f}")
     print(f"ratio 2 workers / 1 worker: {results['ratio_2_to_1']:.2f}")
+    print(f"finish step (after the last block) of the {arguments.large}x{arguments.large} map on 2 workers: "
+          f"{two['finish_s']:.2f} s, {two['finish_share_of_wall']:.1%} of the run (goal under {FINISH_SHARE_GOAL:.0%})")
     print(f"edge-intensity fits: {intensity['edge_intensity_share_of_inference']:.1%} of 'infer' "
           f"({intensity['elements_with_window']} element windows, {intensity['spectra']} spectra)")
     print(f"goal {GOAL_SPECTRA_PER_S:.0f} spectra/s on 2 workers: {'met' if results['goal_met'] else 'NOT met'}; "

@@ -348,7 +348,7 @@ def demo(
     """Synthesise a structured spectrum image, map it with the shipped model on a local cluster, and plot it."""
     from eelsbatch.cluster import ClusterOptions, open_client
     from eelsbatch.mapping import run_map
-    from eelsbatch.mapping._truth import intersection_over_union
+    from eelsbatch.mapping._truth import compare_with_truth
     from eelsbatch.plot import plot_maps
     from eelsbatch.synth import write_spectrum_image
 
@@ -361,8 +361,12 @@ def demo(
         summary = run_map(image, maps, SHIPPED_MODEL, client, overwrite=True)
     typer.echo(f"mapped {summary.spectra} spectra in {summary.seconds:.1f} s ({summary.spectra_per_second:.0f} spectra/s); "
                f"elements found: {summary.found_text()}")
-    for element, iou in intersection_over_union(maps, image).items():
+    scores, stray = compare_with_truth(maps, image)
+    for element, iou in scores.items():
         typer.echo(f"  {element}: IoU of the map with the ground truth {iou:.3f}")
+    pixels = summary.pixels or 1
+    typer.echo("  stray pixels (an element the image does not hold): "
+               + (", ".join(f"{e} {n} ({n / pixels:.1%})" for e, n in stray.items()) or "none"))
     typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")
 
 

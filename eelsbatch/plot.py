@@ -96,6 +96,33 @@ def _scale_bar(axis, extent_x: float, units: str) -> None:
     axis.add_artist(AnchoredSizeBar(axis.transData, length, label, "lower right", pad=0.3, color="white", frameon=False, size_vertical=extent_x / 80))
 
 
+def edge_marks(found: list[str], energy: np.ndarray) -> list[tuple[float, str]]:
+    """(onset, label) of each major edge of the found elements inside ``energy``; one label per edge family at its
+    first onset (``Fe L2,3``), the family's other onsets unlabelled (Fe L3 and L2, 13 eV apart, overlapped)."""
+    from eelsbatch.edges import MAJOR_FAMILIES, edges_of
+
+    marks = []
+    for element in found:
+        labelled = set()
+        for edge in sorted(edges_of(element), key=lambda e: e.onset_eV):
+            if edge.family in MAJOR_FAMILIES and energy[0] <= edge.onset_eV <= energy[-1]:
+                marks.append((edge.onset_eV, "" if edge.family in labelled else f"{element} {edge.family}"))
+                labelled.add(edge.family)
+    return marks
+
+
+def colour_limits(name: str, values: np.ndarray) -> dict[str, float]:
+    """Probabilities on 0-1; intensities between their 1st and 99th percentiles, so that a few bright pixels (spikes,
+    a thick edge) do not leave the rest of the map in one colour."""
+    if name == "probability":
+        return {"vmin": 0.0, "vmax": 1.0}
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return {}
+    low, high = np.percentile(finite, [1, 99])
+    return {"vmin": float(low), "vmax": float(high)} if high > low else {}
+
+
 def plot_maps(maps: str | Path, output: str | Path) -> Path:
     """Element maps (probability and edge intensity) with scale bars, and the sum spectrum with found edges.
 
@@ -108,7 +135,6 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
     """
     import json
 
-    from eelsbatch.edges import MAJOR_FAMILIES, edges_of
     from eelsbatch.io import open_store
     from eelsbatch.mapping._alternatives import describe_found
 
@@ -127,7 +153,7 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
             image = dataset[name].sel(element=element).isel(extra)
             y, x = image[nav[-2]].values, image[nav[-1]].values
             extent = (x[0], x[-1], y[-1], y[0]) if x.size > 1 and y.size > 1 else None
-            shown = axis.imshow(image.values, extent=extent, cmap=cmap, vmin=0 if name == "probability" else None, vmax=1 if name == "probability" else None)
+            shown = axis.imshow(image.values, extent=extent, cmap=cmap, **colour_limits(name, image.values))
             figure.colorbar(shown, ax=axis, fraction=0.046)
             axis.set_title(f"{describe_found([element], alternatives)}: {label}", fontsize=10)
             axis.set_xticks([])
@@ -137,12 +163,11 @@ def plot_maps(maps: str | Path, output: str | Path) -> Path:
     axis = figure.add_subplot(grid[rows, :])
     energy = dataset["energy"].values
     axis.semilogy(energy, np.clip(dataset["sum_spectrum"].values, 1e-3, None), color="k", lw=0.8)
-    for element in found:
-        for edge in edges_of(element):
-            if edge.family in MAJOR_FAMILIES and energy[0] <= edge.onset_eV <= energy[-1]:
-                axis.axvline(edge.onset_eV, color="tab:red", lw=0.8)
-                axis.text(edge.onset_eV, 0.95, f" {edge.name}", color="tab:red", fontsize=8, rotation=90, va="top",
-                          transform=axis.get_xaxis_transform())
+    for onset, label in edge_marks(found, energy):
+        axis.axvline(onset, color="tab:red", lw=0.8)
+        if label:
+            axis.text(onset, 0.95, f" {label}", color="tab:red", fontsize=8, rotation=90, va="top",
+                      transform=axis.get_xaxis_transform())
     axis.set_xlabel("energy loss (eV)")
     axis.set_ylabel("counts (sum)")
     axis.set_title(f"sum spectrum; elements found: {describe_found(found, alternatives)} (model {dataset.attrs.get('model_name')})", fontsize=10)

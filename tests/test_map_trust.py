@@ -229,3 +229,14 @@ def test_negative_counts_from_a_dark_level_subtracted_too_far_keep_their_element
     assert found["subtracted"] >= found["raw"] - 3, found
     positive = recogniser.grid.resample(raw, energy)[0] > 0
     assert positive[:, recogniser.grid.window_cells(energy)].all()  # raw spectra are not lifted: their inputs unchanged
+
+
+def test_the_demo_scores_the_truth_and_lists_stray_pixels_apart(tmp_path: Path) -> None:
+    """An element outside the truth is not an 'IoU 0.000' (which reads as a failure) but a count of stray pixels."""
+    result = subprocess.run([sys.executable, "-m", "eelsbatch.cli", "demo", "--out", str(tmp_path / "demo"),
+                             "--shape", "24x24", "--workers", "1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    scored = [line.split(":")[0].strip() for line in result.stdout.splitlines() if "IoU" in line]
+    assert sorted(scored) == ["C", "Ce", "Fe", "O"], result.stdout
+    assert any(line.strip().startswith("stray pixels") for line in result.stdout.splitlines()), result.stdout
+    assert "Traceback" not in result.stderr

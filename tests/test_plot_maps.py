@@ -80,3 +80,16 @@ def test_plot_of_a_single_spectrum_draws_the_spectrum(
     code, _, err = _plot(maps, png, capsys, monkeypatch)
     assert code == 0, err
     assert matplotlib.image.imread(png).shape[1] >= 600
+
+
+def test_edge_labels_do_not_overlap_and_colour_limits_ignore_a_few_bright_pixels() -> None:
+    from eelsbatch.plot import colour_limits, edge_marks
+
+    marks = edge_marks(["Fe", "O"], np.arange(400.0, 900.0))
+    assert [label for _, label in marks if label] == ["Fe L2,3", "O K"]
+    assert sorted(onset for onset, label in marks if not label) == [pytest.approx(721.1)]  # Fe L2, unlabelled
+    values = np.random.default_rng(0).normal(100.0, 10.0, (32, 32))
+    values[:3, :3] = 1e6  # spikes
+    limits = colour_limits("edge_intensity", values)
+    assert 50 < limits["vmin"] < limits["vmax"] < 200
+    assert colour_limits("probability", values) == {"vmin": 0.0, "vmax": 1.0}

@@ -114,19 +114,27 @@ def edge_intensity(counts: np.ndarray, energy: np.ndarray, onset: float | Integr
         positive counts.
     """
     window = onset if isinstance(onset, IntegrationWindow) else _default_window(onset)
-    pre = (energy >= window.pre[0]) & (energy <= window.pre[1])
-    post = (energy >= window.post[0]) & (energy <= window.post[1])
-    window = np.asarray(counts[:, pre], dtype=np.float64)
-    usable = window > 0
-    x = np.log(energy[pre])[None, :] * usable
-    y = np.log(np.where(usable, window, 1.0))
-    n = usable.sum(axis=1)
-    sx, sy = x.sum(axis=1), y.sum(axis=1)
-    sxx, sxy = (x * x).sum(axis=1), (x * y).sum(axis=1)
+    pre = _channels(energy, window.pre)
+    post = _channels(energy, window.post)
+    # the least-squares line through (log E, log counts) of each spectrum's positive pre-edge channels, from sums
+    # taken as products with the channels' log energies: no (spectra, channels) temporaries beside the logs
+    before = np.asarray(counts[:, pre], dtype=np.float64)
+    usable = before > 0
+    log_energy = np.log(energy[pre])
+    y = np.log(np.where(usable, before, 1.0))  # 0 where unusable: out of every sum
+    weights = usable.astype(np.float64)
+    n = weights.sum(axis=1)
+    sx, sxx = weights @ log_energy, weights @ log_energy**2
+    sy, sxy = y.sum(axis=1), y @ log_energy
     denominator = n * sxx - sx**2
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         slope = (n * sxy - sx * sy) / denominator
         intercept = (sy - slope * sx) / n
-        background = np.exp(intercept[:, None] + slope[:, None] * np.log(energy[post])[None, :])
-        signal = (np.asarray(counts[:, post], dtype=np.float64) - background).sum(axis=1)
+        background = np.exp(intercept[:, None] + slope[:, None] * np.log(energy[post])[None, :]).sum(axis=1)
+        signal = np.asarray(counts[:, post]).sum(axis=1, dtype=np.float64) - background
     return np.where((n >= 3) & np.isfinite(signal), signal, np.nan).astype(np.float32)
+
+
+def _channels(energy: np.ndarray, span: tuple[float, float]) -> slice:
+    """The channels of the increasing axis ``energy`` from ``span[0]`` to ``span[1]`` (both included), as a slice."""
+    return slice(int(np.searchsorted(energy, span[0], side="left")), int(np.searchsorted(energy, span[1], side="right")))

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from eelsbatch.io import open_store
 
 
-def intersection_over_union(maps: str | Path, spectrum_image: str | Path) -> dict[str, float]:
-    """Per-element IoU of the ``present`` map with the ``truth`` map, for every true or found element."""
+def compare_with_truth(maps: str | Path, spectrum_image: str | Path) -> tuple[dict[str, float], dict[str, int]]:
+    """IoU of the ``present`` map with the ``truth`` map for each element of the truth, and, apart, the pixels
+    reporting each element that the truth holds nowhere (stray pixels: not an IoU of 0, which reads as a failure)."""
     found = open_store(maps, kind="maps")["present"]
     truth = open_store(spectrum_image)["truth"]
-    elements = sorted(set(map(str, truth["element"].values)) | {str(e) for e in found["element"].values if bool(found.sel(element=e).any())})
+    true_elements = [str(e) for e in truth["element"].values]
     scores = {}
-    for element in elements:
-        predicted = found.sel(element=element).values if element in found["element"] else np.zeros(truth.shape[1:], bool)
-        actual = truth.sel(element=element).values if element in truth["element"] else np.zeros_like(predicted)
-        union = np.logical_or(predicted, actual).sum()
-        scores[element] = float(np.logical_and(predicted, actual).sum() / union) if union else 1.0
-    return scores
+    for element in true_elements:
+        predicted, actual = found.sel(element=element).values, truth.sel(element=element).values
+        union = (predicted | actual).sum()
+        scores[element] = float((predicted & actual).sum() / union) if union else 1.0
+    stray = {str(e): int(found.sel(element=e).sum()) for e in found["element"].values if str(e) not in true_elements}
+    return scores, {element: pixels for element, pixels in stray.items() if pixels}
