@@ -1,4 +1,5 @@
-"""The one error type that the command line turns into a one-line message."""
+"""The errors a caller can catch: :class:`EelsbatchError` and its kinds; the command line alone turns them into one
+line and an exit code."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ class EelsbatchError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class InputError(EelsbatchError):
+    """Bad input: a missing, unreadable or unsupported file, spectra the model cannot read, a wrong argument."""
+
+
+class StoreError(EelsbatchError):
+    """A store that is missing, incomplete, of another kind, or an output that may not be written or replaced."""
+
+
+class ModelError(EelsbatchError):
+    """A model folder that is missing, corrupt, altered or of another format."""
+
+
+class ClusterError(EelsbatchError):
+    """Workers that cannot be had: an unreachable scheduler, SLURM missing or refusing the request."""
 
 
 class Interrupted(EelsbatchError):

@@ -3,7 +3,7 @@
 The user's maps are arrays of the root group; the run's bookkeeping (which blocks are done, each block's sum
 spectrum, its count of pixels reporting each element and of pixels that could not be judged) lives in the
 ``progress`` sub-group, which a plain ``xr.open_zarr`` does not show. Finishing reads only that bookkeeping and
-one pass over ``edge_intensity``, and never clears what identifies the run (model, input), so a finish cut short
+makes one pass over ``edge_intensity`` on the workers, and never clears what identifies the run (model, input), so a finish cut short
 by a kill, an out-of-memory or a walltime resumes.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import dask.array as da
@@ -34,7 +34,6 @@ MAP_VARIABLES = {
 }
 VALID_DESCRIPTION = ("pixel judged: its spectrum has enough finite channels on the model grid "
                      "(False: every map of the pixel is empty or NaN)")
-
 Region = tuple[slice, ...]
 
 
@@ -107,10 +106,9 @@ def pixel_tallies(output: Path) -> tuple[np.ndarray, int, int]:
 
 
 def finish_maps_store(output: Path, found: Sequence[str], alternatives: dict[str, list[str]], invalid_pixels: int,
-                      regions: Sequence[Region], on_region: Callable[[], None] | None = None,
-                      windows: dict[str, dict | None] | None = None) -> None:
-    """Sum the partial spectra, blank the edge intensity of elements found nowhere, record the elements found,
-    their alternatives and the pixels not judged, and mark complete.
+                      windows: dict[str, dict | None]) -> None:
+    """Sum the partial spectra, record the elements found, their alternatives, their classic maps' windows and the
+    pixels not judged, and mark complete; call once every block's maps are final (``finish_chunk``).
 
     Every step may be repeated: a finish cut short is finished again by ``map --resume``. The root attributes that
     identify the run are updated, never replaced.
@@ -118,36 +116,22 @@ def finish_maps_store(output: Path, found: Sequence[str], alternatives: dict[str
     Parameters
     ----------
     output
-        The maps store, every block done.
+        The maps store.
     found, alternatives
         The elements found and, for each, the elements whose edges look the same in the window.
     invalid_pixels
         Pixels that could not be judged (recorded as ``invalid_pixels``).
-    regions
-        Every block's navigation slices (the one pass over ``edge_intensity``).
-    on_region
-        Called after each region (a progress bar).
     windows
         Each found element's classic-map windows (:meth:`IntegrationWindow.to_dict`; None: no clean window).
     """
     group = zarr.open_group(str(output), mode="r+")
     group.attrs.update({"elements_found": json.dumps(list(found)), "alternatives": json.dumps(alternatives),
-                        "invalid_pixels": invalid_pixels, "integration_windows": json.dumps(windows or {})})
+                        "invalid_pixels": invalid_pixels, "integration_windows": json.dumps(windows)})
     partial = group[PROGRESS]["partial_sum"]
     total = np.zeros(partial.shape[1])
     for start in range(0, partial.shape[0], SUMMED_BLOCKS):
         total += partial[start : start + SUMMED_BLOCKS].sum(axis=0)
     group["sum_spectrum"][:] = total
-    elements = [str(e) for e in group["element"][:]]
-    absent = np.array([element not in found for element in elements])
-    intensity = group["edge_intensity"]
-    for region in regions:
-        if absent.any():
-            values = intensity[(slice(None), *region)]
-            values[absent] = np.nan
-            intensity[(slice(None), *region)] = values
-        if on_region is not None:
-            on_region()
     group.attrs["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     mark_complete(output)
 

@@ -18,8 +18,9 @@ from tqdm import tqdm
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, remove_store, store_id, write_store
 from eelsbatch.mapping._alternatives import describe_found, found_alternatives
-from eelsbatch.mapping._chunk import map_chunk, refit_chunk
-from eelsbatch.mapping._intensity import IntegrationWindow, integration_window
+from eelsbatch.mapping._chunk import ModelPlugin, finish_chunk, map_chunk
+from eelsbatch.mapping._intensity import IntegrationWindow
+from eelsbatch.mapping._kernel import default_windows, found_elements, found_windows
 from eelsbatch.mapping._layout import (
     blocks,
     create_maps_store,
@@ -27,14 +28,11 @@ from eelsbatch.mapping._layout import (
     finish_maps_store,
     pixel_tallies,
     provenance,
-    region_of,
 )
 from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
 
 if TYPE_CHECKING:
     from eelsbatch.model import Recogniser
-
-FOUND_SHARE = 0.01  # an element is "found" where present in at least 1 % of the pixels (or the only spectrum)
 
 
 @dataclass
@@ -126,7 +124,7 @@ class MapPlan:
     threshold: float
     sector_starts: list[int] | None
     warning: str | None
-    intensity_windows: dict[str, IntegrationWindow]  # each element's default windows (none found beside it)
+    intensity_windows: dict[int, IntegrationWindow]  # element index -> default windows (none found beside it)
     resume: bool
 
 
@@ -175,13 +173,18 @@ def prepare_map(
         same_input = attrs.get("input_store") == str(store.resolve()) and attrs.get("input_store_id", "") == (identity or "")
         if attrs.get("model_sha256") != recogniser.sha256 or not same_input:
             raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
-    windows = {e: w for e in recogniser.elements if (w := integration_window(e, energy)) is not None}
+    windows = default_windows(energy, recogniser.elements)
     return MapPlan(source, output, model_path, recogniser, store, identity, energy, counts, threshold, sector_starts,
                    recogniser.acquisition_warning(energy), windows, resuming)
 
 
 def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSummary:
-    """Run a prepared map on ``client``'s workers: the unfinished blocks, then the finish, one progress bar for both."""
+    """Run a prepared map on ``client``'s workers: the unfinished blocks, then the finish, one progress bar for both.
+
+    The finish is one pass over the blocks on the workers (:func:`finish_chunk`): the classic maps of found elements
+    whose windows must move clear of other found elements' edges measured again, those of elements found nowhere
+    blanked; then the sums and attributes (:func:`finish_maps_store`).
+    """
     all_blocks = blocks(plan.counts)
     output, recogniser = plan.output, plan.recogniser
     if plan.resume and is_complete(output):
@@ -197,13 +200,13 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
     started = time.perf_counter()
     timings = {"read": 0.0, "inference": 0.0, "write": 0.0}
     spectra = 0
+    elements = recogniser.elements
     with tqdm(total=len(pending) + len(all_blocks), desc="map", unit="block", disable=not progress) as bar:
-        futures = [
-            client.submit(map_chunk, str(plan.store), str(output), str(plan.model_path.resolve()), recogniser.sha256,
-                          all_blocks[i], i, plan.threshold, plan.intensity_windows, plan.sector_starts,
-                          pure=False, retries=2)
-            for i in pending
-        ]
+        if pending:
+            client.register_plugin(ModelPlugin(str(plan.model_path.resolve()), recogniser.sha256))
+        futures = [client.submit(map_chunk, str(plan.store), str(output), recogniser.sha256, all_blocks[i], i,
+                                 plan.threshold, plan.intensity_windows, plan.sector_starts, pure=False, retries=2)
+                   for i in pending]
         for future in as_completed(futures):
             result = future.result()
             spectra += int(result.pop("spectra"))
@@ -213,23 +216,23 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
         bar.set_description("map: finishing")
         finishing = time.perf_counter()
         present_pixels, invalid, pixels = pixel_tallies(output)
-        found = found_elements(present_pixels, pixels, recogniser.elements)
-        alternatives = found_alternatives(found, plan.energy, recogniser.elements)
-        windows = {e: integration_window(e, plan.energy, found) for e in found}
-        moved = {recogniser.elements.index(e): w for e, w in windows.items() if w != plan.intensity_windows.get(e)}
-        if moved:  # an analyst's windows, clear of the other found elements' edges: those maps measured again
-            bar.total += len(all_blocks)
-            refits = [client.submit(refit_chunk, str(plan.store), str(output), block, moved, pure=False, retries=2)
-                      for block in all_blocks]
-            for future in as_completed(refits):
-                future.result()
-                bar.update()
-        finish_maps_store(output, found, alternatives, invalid, [region_of(b) for b in all_blocks], bar.update,
-                          {e: None if w is None else w.to_dict() for e, w in windows.items()})
+        found = found_elements(present_pixels, pixels, elements)
+        alternatives = found_alternatives(found, plan.energy, elements)
+        windows = found_windows(found, plan.energy, elements)
+        moved = {i: w for i, w in windows.items() if w != plan.intensity_windows.get(i)}
+        absent = [i for i, e in enumerate(elements) if e not in found and i in plan.intensity_windows]
+        finishes = [client.submit(finish_chunk, str(plan.store), str(output), block, moved, absent, pure=False, retries=2)
+                    for block in all_blocks]
+        for future in as_completed(finishes):
+            future.result()
+            bar.update()
+        finish_maps_store(output, found, alternatives, invalid,
+                          {elements[i]: None if w is None else w.to_dict() for i, w in windows.items()})
         timings["finish"] = time.perf_counter() - finishing
     seconds = time.perf_counter() - started
+    unmeasured = sorted(elements[i] for i, w in windows.items() if w is None and i in plan.intensity_windows)
     return MapSummary(spectra, seconds, found, len(pending), len(all_blocks), timings, plan.warning, alternatives,
-                      invalid, pixels, sorted(e for e, w in windows.items() if w is None and e in plan.intensity_windows))
+                      invalid, pixels, unmeasured)
 
 
 def run_map(
@@ -269,11 +272,6 @@ def run_map(
     """
     plan = prepare_map(source, output, model_path, threshold, resume, overwrite, sector_starts)
     return execute_map(plan, client, progress)
-
-
-def found_elements(present_pixels: np.ndarray, pixels: int, elements: Sequence[str]) -> list[str]:
-    """Elements reported in at least ``FOUND_SHARE`` of the pixels (or in the only one), from per-element counts."""
-    return [element for element, count in zip(elements, present_pixels) if count > 0 and count >= FOUND_SHARE * pixels]
 
 
 def _summary_of_finished(output: Path, total: int, warning: str | None) -> MapSummary:
