@@ -3,7 +3,7 @@
 For every file of ``../shared/data/real/`` (``MANIFEST.tsv`` gives the truth, column ``elements``):
 
 1. The whole-file result, as ``eelsbatch evaluate`` gives it: on the sum of all spectra of a spectrum image or
-   line scan, through :func:`eelsbatch.model._evaluate.elements_found` (the same function, so this measures what
+   line scan, through :func:`eelsbatch.model._evaluate.elements_in_sum` (the same function, so this measures what
    the user gets): the elements found with their probabilities and look-alikes, the true elements missed with
    theirs, the dispersion and window, and whether the recogniser warns of the acquisition
    (:meth:`Recogniser.acquisition_warning`).
@@ -35,7 +35,7 @@ import numpy as np
 from eelsbatch.io import open_spectrum_image
 from eelsbatch.mapping._alternatives import found_alternatives
 from eelsbatch.model import SHIPPED_MODEL, Recogniser, load_recogniser
-from eelsbatch.model._evaluate import elements_found
+from eelsbatch.model._evaluate import elements_in_sum
 from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -144,9 +144,9 @@ def run(recogniser: Recogniser, path: Path, truth: frozenset[str]) -> dict:
     # The layout `evaluate` would mark: none is recorded in instrument files, but a store would carry one.
     starts = chosen_sector_starts(None, counts.attrs.get(SECTOR_STARTS_ATTR), energy.size)
     spectra = np.asarray(counts.values, dtype=np.float64).reshape(-1, energy.size)
-    found = elements_found(recogniser, spectra, energy, starts)
+    found = elements_in_sum(recogniser, spectra, energy, starts)
     # The probabilities of the elements not reported (the missed truths) and the onsets: one more pass on the
-    # same sum that elements_found forms.
+    # same sum that elements_in_sum forms.
     whole = recogniser.predict(spectra.sum(axis=0, keepdims=True), energy, sector_starts=starts)
     probability, onset = whole["probability"][0], whole["onset_energy"][0]
     index = {element: i for i, element in enumerate(recogniser.elements)}

@@ -223,7 +223,7 @@ def train(
 
     train_model(data, out, list(ELEMENTS), epochs, batch_size, learning_rate, val_fraction, resume, seed, threads,
                 init_from=init_from, chunks_per_epoch=chunks_per_epoch, false_alarm_rate=false_alarm_rate,
-                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs,
+                sizes={name: size for name, size in {"width": width, "hidden": hidden, "evidence": evidence, "input_channels": inputs,
                                                  "families": readout_families}.items() if size},
                 loader_workers=loader_workers)
     typer.echo(f"wrote {out}")
@@ -240,7 +240,8 @@ def evaluate(
 ) -> None:
     """Measure the recogniser on labelled spectra, or list the elements it finds in real ones."""
     from eelsbatch.model import load_recogniser
-    from eelsbatch.model._evaluate import elements_found, evaluate_store, summarise, write_evaluation
+    from eelsbatch.model._evaluate import elements_in_sum, evaluate_store, write_evaluation
+    from eelsbatch.model._report import summarise
 
     recogniser = load_recogniser(model)
     if data.is_dir() and _store_kind(data) == "training_set":
@@ -259,7 +260,7 @@ def evaluate(
 
     counts = open_spectrum_image(data, signal=signal)
     starts = _sector_starts(sector_starts, data, counts.attrs.get(SECTOR_STARTS_ATTR), counts.sizes["energy"])
-    found = elements_found(recogniser, counts.values, counts["energy"].values, starts)
+    found = elements_in_sum(recogniser, counts.values, counts["energy"].values, starts)
     if warning := recogniser.acquisition_warning(counts["energy"].values):
         print(f"eelsbatch: warning: {data}: {warning}", file=sys.stderr)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")

@@ -1,4 +1,4 @@
-"""Figures for people: synthetic spectra with their edges, and element maps."""
+"""Figures for people: synthetic spectra with their edges, element maps, and a recogniser's evaluation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 from eelsbatch.edges import load_edge_table  # noqa: E402
 from eelsbatch.errors import EelsbatchError  # noqa: E402
-from eelsbatch.synth import ELEMENTS  # noqa: E402
 
 
 def check_image_output(output: str | Path) -> Path:
@@ -58,6 +57,8 @@ def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -
     output
         PNG file to write.
     """
+    from eelsbatch.synth import ELEMENTS  # the columns of the samples' labels
+
     output = check_image_output(output)
     table = load_edge_table()
     count = len(samples["spectrum"])
@@ -83,6 +84,36 @@ def plot_synthetic_preview(samples: dict[str, np.ndarray], output: str | Path) -
     figure.savefig(output, dpi=110)
     plt.close(figure)
     return output
+
+
+def plot_evaluation(metrics: dict, output: str | Path) -> Path:
+    """Per-element F1 and accuracy against SNR and dose, as one PNG.
+
+    Parameters
+    ----------
+    metrics
+        :func:`eelsbatch.model._evaluate.evaluate_store`'s result.
+    output
+        PNG file to write.
+    """
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [3, 1, 1]})
+    elements = list(metrics["per_element"])
+    axes[0].bar(elements, [metrics["per_element"][e]["f1"] for e in elements], color="tab:blue")
+    axes[0].set_ylabel("F1")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].tick_params(axis="x", labelsize=7, rotation=90)
+    axes[0].set_title(f"exact element-set accuracy {metrics['exact_match']:.3f} on {metrics['spectra']} spectra")
+    for axis, key, label in ((axes[1], "accuracy_vs_weakest_edge_snr", "weakest edge SNR"), (axes[2], "accuracy_vs_dose", "dose (counts/ch)")):
+        rows = metrics[key]
+        axis.bar(range(len(rows)), [r["accuracy"] for r in rows])
+        axis.set_xticks(range(len(rows)), [f"{r['low']:.0f}-{r['high']:.0f}" if np.isfinite(r["high"]) else f">{r['low']:.0f}" for r in rows], rotation=45, fontsize=7)
+        axis.set_xlabel(label)
+        axis.set_ylabel("exact accuracy")
+        axis.set_ylim(0, 1.02)
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    return Path(output)
 
 
 def _scale_bar(axis, extent_x: float, units: str) -> None:

@@ -20,6 +20,7 @@ import xarray as xr
 import zarr
 from safetensors.torch import load_file
 
+from eelsbatch.edges import twin_counts
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import open_spectrum_image, write_store
 from eelsbatch.model import FORMAT_VERSION, SHIPPED_MODEL, EdgeNet, ModelGrid, Recogniser, load_recogniser
@@ -30,7 +31,6 @@ from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV,
 from eelsbatch.model._train import _losses, train
 from eelsbatch.model._widen import widen
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
-from eelsbatch.synth._twins import twin_counts
 
 SHIPPED = SHIPPED_MODEL
 NOISE_ONLY = ("test-EELS_spectrum.dm3", "16x16-spectrum_image-5x5x1024.emi")
@@ -104,20 +104,20 @@ def test_readout_boundaries_mark_the_grid_cells_where_a_sector_starts() -> None:
     grid = ModelGrid()
     energy = 600.0 + 0.25 * np.arange(2048)  # sectors start at channels 512, 1024, 1536: 727.9, 855.9, 983.9 eV
     counts = np.full((3, 2048), 100.0, np.float32)
-    inputs, mask = grid.inputs(counts, energy, readout_boundaries=True)
+    inputs, mask = grid.inputs(counts, energy, sector_marks=True)
     assert inputs.shape == (3, 3, grid.points)
     marked = grid.energy[np.nonzero(inputs[0, 2])[0]]
     np.testing.assert_allclose(marked, [727.875, 855.875, 983.875], rtol=grid.edges[1] / grid.edges[0] - 1)
     assert (inputs[:, 2] <= mask).all() and (inputs[1:, 2] == inputs[0, 2]).all()
     assert grid.inputs(counts, energy)[0].shape == (3, 2, grid.points)
     shifted = np.stack([energy, energy + 300.0, energy - 560.0])  # per-spectrum axes; the last starts off the grid
-    rows, _ = grid.inputs(counts, shifted, readout_boundaries=True)
+    rows, _ = grid.inputs(counts, shifted, sector_marks=True)
     np.testing.assert_allclose(grid.energy[np.nonzero(rows[1, 2])[0]], [1027.875, 1155.875, 1283.875], rtol=0.005)
     assert rows[2, 2].sum() == 3 and (rows[2, 2] <= rows[2, 1]).all()
     # a known layout (a spectrum cropped before saving): only the given channels are marked; none for one port
-    known, _ = grid.inputs(counts, energy, readout_boundaries=True, sector_starts=[700])
+    known, _ = grid.inputs(counts, energy, sector_marks=True, sector_starts=[700])
     np.testing.assert_allclose(grid.energy[np.nonzero(known[0, 2])[0]], [774.875], rtol=grid.edges[1] / grid.edges[0] - 1)
-    assert not grid.inputs(counts, energy, readout_boundaries=True, sector_starts=[])[0][:, 2].any()
+    assert not grid.inputs(counts, energy, sector_marks=True, sector_starts=[])[0][:, 2].any()
 
 
 @pytest.mark.parametrize("sector_starts", [None, [700], []])
@@ -341,14 +341,14 @@ def test_format_2_models_load_with_two_inputs(tmp_path: Path) -> None:
     """A model saved before the readout-boundary input and the minor read-out families (format 2, neither ``inputs``
     nor ``families`` in its architecture) still loads and runs."""
     torch.manual_seed(4)
-    two = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8, inputs=2, families=4),
+    two = Recogniser(EdgeNet.build(list(ELEMENTS), ModelGrid(), width=16, hidden=16, evidence=8, input_channels=2, families=4),
                      list(ELEMENTS))
     two.save(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "config.json").read_text())
     del config["architecture"]["inputs"], config["architecture"]["families"]
     (tmp_path / "old" / "config.json").write_text(json.dumps({**config, "format_version": 2}))
     loaded = load_recogniser(tmp_path / "old")
-    assert loaded.network.sizes["inputs"] == 2 and loaded.network.sizes["families"] == 4 and not loaded.readout_boundaries
+    assert loaded.network.sizes["input_channels"] == 2 and loaded.network.sizes["families"] == 4 and not loaded.reads_sector_marks
     energy = 400.0 + 0.5 * np.arange(2048)
     counts = np.random.default_rng(2).poisson(1e3 * (energy / 400.0) ** -3, size=(3, 2048)).astype(np.float32)
     assert loaded.inputs(counts, energy).shape == (3, 2, ModelGrid().points)
@@ -640,8 +640,8 @@ def test_widening_keeps_every_output(shipped: Recogniser) -> None:
     wide = widen(shipped.network, built(**{**sizes, "width": sizes["width"] + 16, "hidden": sizes["hidden"] + 8,
                                             "evidence": sizes["evidence"] + 8})).eval()
     torch.manual_seed(5)
-    narrow = built(width=16, hidden=16, evidence=8, inputs=2, families=4).eval()
-    with_more = widen(narrow, built(width=16, hidden=16, evidence=8, inputs=3, families=6)).eval()
+    narrow = built(width=16, hidden=16, evidence=8, input_channels=2, families=4).eval()
+    with_more = widen(narrow, built(width=16, hidden=16, evidence=8, input_channels=3, families=6)).eval()
     with torch.inference_mode():
         for narrow_output, wide_output in zip(shipped.network(inputs), wide(inputs)):
             assert torch.allclose(narrow_output, wide_output, atol=1e-4)
@@ -653,11 +653,11 @@ def test_widening_keeps_every_output(shipped: Recogniser) -> None:
         return sum(p.numel() for p in network.parameters())
 
     assert count(wide) == count(built(**wide.sizes)) > count(shipped.network)  # the new sizes, all of them trainable
-    for smaller in ({"width": 8}, {"inputs": 2}, {"families": 4}):
+    for smaller in ({"width": 8}, {"input_channels": 2}, {"families": 4}):
         with pytest.raises(ValueError, match="narrow"):
             widen(with_more, built(**{**with_more.sizes, **smaller}))
     with pytest.raises(ValueError, match="other slots"):
-        widen(narrow, EdgeNet.build(shipped.elements[::-1], shipped.grid, width=16, hidden=16, evidence=8, inputs=2, families=4))
+        widen(narrow, EdgeNet.build(shipped.elements[::-1], shipped.grid, width=16, hidden=16, evidence=8, input_channels=2, families=4))
     with pytest.raises(ValueError, match="read-out families"):
         built(families=5)
 
@@ -667,7 +667,7 @@ def test_fine_tuning_can_widen_the_starting_model(tiny_store: Path, tmp_path: Pa
     tuned = train(tiny_store, tmp_path / "wide", list(ELEMENTS), epochs=1, batch_size=32, validation_fraction=0.34,
                   threads=1, init_from=start, learning_rate=1e-9, chunks_per_epoch=1, sizes={"hidden": 56})
     reloaded = load_recogniser(tmp_path / "wide")
-    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16, "inputs": 3, "families": 6}
+    assert reloaded.network.sizes == {"width": 48, "hidden": 56, "evidence": 16, "input_channels": 3, "families": 6}
     inputs = torch.from_numpy(TrainingStore(tiny_store, list(ELEMENTS), ModelGrid(), EdgeNet.downsampling).read(0, 8).inputs)
     with torch.inference_mode():  # a negligible learning rate: the widened model still answers as the starting one
         assert torch.allclose(reloaded.network(inputs)[0], load_recogniser(start).network.eval()(inputs)[0], atol=1e-4)

@@ -27,7 +27,7 @@ from eelsbatch.cluster import ClusterOptions, open_client
 from eelsbatch.errors import EelsbatchError
 from eelsbatch.io import is_complete, write_store
 from eelsbatch.mapping import run_map
-from eelsbatch.slurm import Partition, job_ids, read_partition
+from eelsbatch.cluster._slurm import Partition, job_ids, read_partition
 from eelsbatch.synth import spectrum_image
 
 pytestmark = pytest.mark.slurm

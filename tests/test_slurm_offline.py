@@ -11,7 +11,7 @@ import pytest
 
 from eelsbatch.cluster import ClusterOptions, open_client
 from eelsbatch.errors import EelsbatchError
-from eelsbatch.slurm import dask_setup, parse_walltime
+from eelsbatch.cluster._slurm import dask_setup, parse_walltime
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 

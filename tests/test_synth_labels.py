@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eelsbatch.edges import element_of
+from eelsbatch.edges import element_of, even_guess_ceiling, twin_counts, window_twins
 from eelsbatch.synth import ELEMENTS, ROSE_SNR, Quality, simulate
 from eelsbatch.synth._forward import BACKGROUND_H, edge_snr, observer_z
-from eelsbatch.synth._twins import even_guess_ceiling, twin_counts, window_twins
 
 
 def test_an_element_whose_edges_all_miss_the_window_is_not_labelled() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from eelsbatch.synth._twins import window_twins
+from eelsbatch.edges import window_twins
 
 
 def describe_found(found: Sequence[str], alternatives: dict[str, list[str]]) -> str:
@@ -16,6 +16,6 @@ def describe_found(found: Sequence[str], alternatives: dict[str, list[str]]) -> 
 
 def found_alternatives(found: Sequence[str], energy: np.ndarray, elements: Sequence[str]) -> dict[str, list[str]]:
     """For each found element, the model's other elements whose edges in the acquired window are the same
-    (:func:`~eelsbatch.synth._twins.window_twins`: a map of either would look alike); only non-empty entries."""
+    (:func:`~eelsbatch.edges.window_twins`: a map of either would look alike); only non-empty entries."""
     low, high = float(np.min(energy)), float(np.max(energy))
     return {element: twins for element in found if (twins := window_twins(element, found, low, high, elements))}

@@ -51,19 +51,20 @@ class TrainingStore:
         The model grid.
     downsampling
         Grid points per network step (for the onset tags).
-    readout_boundaries
-        Give the inputs the readout-sector boundaries channel (networks with 3 inputs).
+    sector_marks
+        Give the inputs the readout-sector marks channel (:meth:`ModelGrid.readout_boundaries`; networks with 3
+        input channels).
     """
 
     def __init__(self, path: str | Path, elements: list[str], grid: ModelGrid, downsampling: int,
-                 readout_boundaries: bool = True) -> None:
+                 sector_marks: bool = True) -> None:
         open_store(path, kind="training_set")  # one-line errors for a missing, incomplete or wrong store
         self.path = Path(path)
         self.group = zarr.open_group(str(path), mode="r")
         stored = [str(e) for e in self.group["element"][:]]
         self.columns = np.array([stored.index(e) for e in elements])
         self.elements, self.grid, self.downsampling = elements, grid, downsampling
-        self.readout_boundaries = readout_boundaries
+        self.sector_marks = sector_marks
         self.size = self.group["spectrum"].shape[0]
         self.chunk = self.group["spectrum"].chunks[0]
         table = load_edge_table()
@@ -93,7 +94,7 @@ class TrainingStore:
         channels = counts.shape[1]
         offset, dispersion = group["energy_offset"][start:stop], group["dispersion"][start:stop]
         energy = offset[:, None] + dispersion[:, None] * np.arange(channels)
-        inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries)
+        inputs, mask = self.grid.inputs(counts, energy, self.sector_marks)
         covered = mask.sum(axis=1) >= MIN_VALID_CELLS  # windows almost wholly off the grid teach nothing
         detectable = group["detectable"][start:stop][:, self.columns]
         labels = group["onset_label"][start:stop].astype(np.int64)

@@ -1,4 +1,8 @@
-"""Evaluate a recogniser on a labelled synthetic store, or report what it finds in instrument spectra."""
+"""Evaluate a recogniser on a labelled synthetic store, or report what it finds in instrument spectra.
+
+The metrics are computed here; their printed summary is :func:`eelsbatch.model._report.summarise`, their figure
+:func:`eelsbatch.plot.plot_evaluation`.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from eelsbatch.edges import MAJOR_FAMILIES, ROSE_SNR, TWIN_MARGIN_EV, Edge, edges_of, even_guess_ceiling, twin_counts
 from eelsbatch.model._data import TrainingStore
 from eelsbatch.model._decision import SECOND_EXPLANATION_PROBABILITY
 from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
-from eelsbatch.edges import MAJOR_FAMILIES, Edge, edges_of
 from eelsbatch.model._network import READOUT_FAMILIES, WINDOW_MARGIN_EV
 from eelsbatch.model._recogniser import Recogniser
-from eelsbatch.synth._forward import ROSE_SNR
-from eelsbatch.synth._twins import TWIN_MARGIN_EV, even_guess_ceiling, twin_counts
 
 LOW_ONSET_EV = 230.0  # below the C K edge: L2,3 of Mg..Cl, M4,5 of Y..Mo, N4,5 of the lanthanides
 OBSERVER_Z_BINS = np.array([0, 3, 5, 10, 20, 50, np.inf])
@@ -41,7 +43,7 @@ def predict_store(recogniser: Recogniser, data: str | Path) -> dict[str, np.ndar
         ``present`` (bool), ``onset_truth`` (eV), ``snr`` (spectra, elements); ``dose`` and ``readout_sectors`` (spectra,).
     """
     store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling,
-                          recogniser.readout_boundaries)
+                          recogniser.reads_sector_marks)
     keys = ("probability", "onset_energy", "detectable", "present", "onset_truth", "snr", "dose", "readout_sectors")
     columns: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     for batch in store.batches(store.chunk_starts()):
@@ -74,7 +76,7 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
         also strictly against ``detectable`` and against ``present`` (every element with an edge in the window),
         per-element precision/recall/F1, onset error in eV, accuracy against jump ratio, dose and readout
         sectors, recall by the element's edge families in the window, errors by kind, the spectra with a twin
-        (:func:`~eelsbatch.synth._twins.twin_counts`: no observer can tell which element) and the accuracy on and
+        (:func:`~eelsbatch.edges.twin_counts`: no observer can tell which element) and the accuracy on and
         off them, the most confused element pairs, and the expected calibration error. Where the store holds the
         ideal-observer significance of each edge (:func:`~eelsbatch.synth._forward.observer_z`), also the recall
         against it and, for edges from ``CLEAR_Z``, against dispersion, each below and above ``LOW_ONSET_EV``, and
@@ -85,7 +87,7 @@ def evaluate_store(recogniser: Recogniser, data: str | Path, threshold: float | 
     probability, onset, detectable, present, onset_truth, snr, dose, sectors = (predictions[key] for key in (
         "probability", "onset_energy", "detectable", "present", "onset_truth", "snr", "dose", "readout_sectors"))
     store = TrainingStore(data, recogniser.elements, recogniser.grid, recogniser.network.downsampling,
-                          recogniser.readout_boundaries)
+                          recogniser.reads_sector_marks)
     predicted = recogniser.decide(probability, threshold)
     scores = per_element_scores(predicted, detectable, present)
     correct = correct_sets(predicted, detectable, present)
@@ -268,98 +270,20 @@ def _recall_vs_jump(store: TrainingStore, predicted: np.ndarray, detectable: np.
     return rows
 
 
-def plot_evaluation(metrics: dict, output: str | Path) -> Path:
-    """Per-element F1 and accuracy against SNR and dose, as one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [3, 1, 1]})
-    elements = list(metrics["per_element"])
-    axes[0].bar(elements, [metrics["per_element"][e]["f1"] for e in elements], color="tab:blue")
-    axes[0].set_ylabel("F1")
-    axes[0].set_ylim(0, 1.02)
-    axes[0].tick_params(axis="x", labelsize=7, rotation=90)
-    axes[0].set_title(f"exact element-set accuracy {metrics['exact_match']:.3f} on {metrics['spectra']} spectra")
-    for axis, key, label in ((axes[1], "accuracy_vs_weakest_edge_snr", "weakest edge SNR"), (axes[2], "accuracy_vs_dose", "dose (counts/ch)")):
-        rows = metrics[key]
-        axis.bar(range(len(rows)), [r["accuracy"] for r in rows])
-        axis.set_xticks(range(len(rows)), [f"{r['low']:.0f}-{r['high']:.0f}" if np.isfinite(r["high"]) else f">{r['low']:.0f}" for r in rows], rotation=45, fontsize=7)
-        axis.set_xlabel(label)
-        axis.set_ylabel("exact accuracy")
-        axis.set_ylim(0, 1.02)
-    figure.tight_layout()
-    figure.savefig(output, dpi=110)
-    plt.close(figure)
-    return Path(output)
-
-
 def write_evaluation(metrics: dict, folder: str | Path) -> tuple[Path, Path]:
-    """Write ``evaluation.json`` and ``evaluation.png`` into ``folder``."""
+    """Write ``evaluation.json`` (the metrics of :func:`evaluate_store`) and ``evaluation.png``
+    (:func:`eelsbatch.plot.plot_evaluation`) into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     json_path = folder / "evaluation.json"
     json_path.write_text(json.dumps(metrics, indent=2))
+    from eelsbatch.plot import plot_evaluation  # matplotlib: only when a figure is asked for
+
     return json_path, plot_evaluation(metrics, folder / "evaluation.png")
 
 
-def summarise(metrics: dict) -> str:
-    """The headline figures as a few printable lines."""
-    worst = sorted(metrics["per_element"].items(), key=lambda item: item[1]["f1"])[:5]
-    lines = [
-        f"spectra: {metrics['spectra']}",
-        f"exact element-set accuracy (every detectable element, nothing outside the specimen): {metrics['exact_match']:.4f}"
-        f" (threshold alone: {metrics['exact_match_threshold_only']:.4f})",
-        f"exact element-set accuracy, strict (exactly the detectable elements): {metrics['exact_match_strict']:.4f}",
-        f"exact element-set accuracy (every element with an edge in the window): {metrics['exact_match_present']:.4f}",
-        f"micro F1: {metrics['micro_f1']:.4f}; expected calibration error: {metrics['expected_calibration_error']:.4f}",
-        f"onset error: median {metrics['onset_error_eV']['median']} eV, 90th percentile {metrics['onset_error_eV']['p90']} eV",
-        f"spectra with no element in the window given a false element: {metrics['no_element_false_positive_rate']}",
-        "by readout: " + "; ".join(f"{r['sectors']} sector(s) {r['accuracy']:.4f} of {r['count']}, "
-                                   f"{r['no_element_with_a_false_element']} of {r['no_element_spectra']} edge-free with a false element"
-                                   for r in metrics["accuracy_vs_readout_sectors"]),
-        "weakest F1: " + ", ".join(f"{e} {s['f1']:.2f}" for e, s in worst),
-        "errors by kind: " + ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in metrics["errors_by_kind"].items()),
-        "recall by edge families in the window: " + ", ".join(f"{r['families']} {r['recall']:.3f} of {r['count']}"
-                                                             for r in metrics["recall_vs_families_in_window"]),
-        _twins_line(metrics["twins"]),
-        *_observer_lines(metrics),
-        "most confused (missed -> reported): " + ", ".join(f"{c['missed']}->{c['reported_instead']} ({c['count']})" for c in metrics["most_confused"][:6]),
-    ]
-    return "\n".join(lines)
-
-
-def _twins_line(twins: dict) -> str:
-    line = (f"spectra with a twin (an absent element whose edges in the window the forward model could draw alike, within "
-            f"{twins['margin_eV']:g} eV): {twins['spectra']}")
-    if not twins["spectra"]:
-        return line
-    elsewhere = "" if twins["exact_match_elsewhere"] is None else f", {twins['exact_match_elsewhere']:.4f} elsewhere"
-    return (f"{line}, exact {twins['exact_match_on_them']:.4f} on them{elsewhere}; "
-            f"right but for twins, guessed evenly among them: {twins['even_guess_ceiling']:.4f}")
-
-
-def _observer_lines(metrics: dict) -> list[str]:
-    tables = metrics["recall_vs_observer_z"]
-    if not tables:
-        return []
-    below, above = f"onset_below_{LOW_ONSET_EV:g}_eV", f"onset_from_{LOW_ONSET_EV:g}_eV"
-
-    def cells(rows: list[dict]) -> str:
-        def recall(part: dict) -> str:
-            return "-" if part["recall"] is None else f"{part['recall']:.3f}"
-        return ", ".join(f"{r['low']:g}-{r['high']:g} {recall(r[below])} / {recall(r[above])}" for r in rows)
-
-    return [f"recall by ideal-observer z, onset below / from {LOW_ONSET_EV:g} eV: {cells(tables['by_observer_z'])}",
-            f"recall from ideal-observer z {CLEAR_Z:g} by dispersion (eV/ch), onset below / from {LOW_ONSET_EV:g} eV: "
-            f"{cells(tables[f'by_dispersion_from_z_{CLEAR_Z:g}'])}",
-            f"exact element-set accuracy with elements below ideal-observer z {ROSE_SNR:g} unscored: "
-            f"{metrics['exact_match_observer_detectable']:.4f}"]
-
-
-def elements_found(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray,
-                   sector_starts: list[int] | None = None) -> list[tuple[str, float]]:
+def elements_in_sum(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray,
+                    sector_starts: list[int] | None = None) -> list[tuple[str, float]]:
     """Elements reported (:meth:`Recogniser.decide`) in the sum of the given spectra, with their probabilities, strongest first.
 
     ``sector_starts``: the detector's readout layout where known (:meth:`Recogniser.predict`).

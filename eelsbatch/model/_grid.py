@@ -111,7 +111,7 @@ class ModelGrid:
                 f"({self.start_eV:g}-{self.stop_eV:g} eV)"
             )
 
-    def inputs(self, counts: np.ndarray, energy: np.ndarray, readout_boundaries: bool = False,
+    def inputs(self, counts: np.ndarray, energy: np.ndarray, sector_marks: bool = False,
                sector_starts: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Network inputs for raw spectra: :meth:`resample`, then :meth:`normalise`.
 
@@ -119,8 +119,8 @@ class ModelGrid:
         ----------
         counts, energy
             As for :meth:`resample`.
-        readout_boundaries
-            Add the third input channel, :meth:`readout_boundaries`.
+        sector_marks
+            Add the third input channel, the readout-sector marks of :meth:`readout_boundaries`.
         sector_starts
             As for :meth:`readout_boundaries`.
 
@@ -131,7 +131,7 @@ class ModelGrid:
         """
         density, mask = self.resample(counts, energy)
         boundaries = None
-        if readout_boundaries:
+        if sector_marks:
             boundaries = self.readout_boundaries(np.asarray(counts).shape[-1], energy, sector_starts)
         return self.normalise(density, mask, boundaries), mask
 

@@ -68,8 +68,8 @@ def edge_slots(grid_edges: np.ndarray, elements: list[str], downsampling: int,
 class EdgeNet(nn.Module):
     """Convolutional front end, bidirectional LSTM, per-step edge evidence read out at the edge table.
 
-    Input (batch, inputs, points): normalised log intensity, the acquisition mask and (``inputs`` 3) the
-    readout-sector boundaries on the model grid (:meth:`ModelGrid.inputs`); the network adds a fixed
+    Input (batch, input_channels, points): normalised log intensity, the acquisition mask and (``input_channels`` 3)
+    the readout-sector marks on the model grid (:meth:`ModelGrid.inputs`); the network adds a fixed
     channel, the position on the grid (-1 to 1).
     Two strided convolutions give per-step features at a quarter of the grid's resolution; a third
     halves it again for a bidirectional LSTM that reads the whole window both ways; its output, brought
@@ -90,8 +90,8 @@ class EdgeNet(nn.Module):
         Read-out positions from :func:`edge_slots` (saved with the weights).
     width, hidden, evidence
         Convolution channels, LSTM hidden size per direction, evidence channels per step.
-    inputs
-        Input channels: 2 (intensity, mask) or 3 (and the readout-sector boundaries).
+    input_channels
+        Input channels: 2 (intensity, mask) or 3 (and the readout-sector marks); ``inputs`` in a saved config.json.
     points
         Length of the input (the model grid).
     """
@@ -99,17 +99,17 @@ class EdgeNet(nn.Module):
     downsampling = 4
 
     def __init__(self, slots: dict[str, torch.Tensor], width: int = 48, hidden: int = 48, evidence: int = 16, points: int = 1024,
-                 inputs: int = 3) -> None:
+                 input_channels: int = 3) -> None:
         super().__init__()
-        if inputs not in (2, 3):
-            raise ValueError(f"inputs must be 2 or 3, not {inputs}")
+        if input_channels not in (2, 3):
+            raise ValueError(f"input channels must be 2 or 3, not {input_channels}")
         for name, value in slots.items():
             self.register_buffer(name, value.clone())
         elements, families = self.slot_step.shape
-        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "inputs": inputs, "families": families}
+        self.sizes = {"width": width, "hidden": hidden, "evidence": evidence, "input_channels": input_channels, "families": families}
         self.register_buffer("position", torch.linspace(-1.0, 1.0, points).reshape(1, 1, points), persistent=False)
         self.front = nn.Sequential(
-            nn.Conv1d(inputs + 1, width // 2, 7, stride=2, padding=3), nn.GELU(),
+            nn.Conv1d(input_channels + 1, width // 2, 7, stride=2, padding=3), nn.GELU(),
             nn.Conv1d(width // 2, width, 5, stride=2, padding=2), nn.GELU(),
         )
         self.down = nn.Sequential(nn.Conv1d(width, width, 5, stride=2, padding=2), nn.GELU())
@@ -124,9 +124,9 @@ class EdgeNet(nn.Module):
         nn.init.constant_(self.presence[-1].bias, PRIOR_LOGIT)
 
     @property
-    def reads_readout_boundaries(self) -> bool:
-        """Whether the input has the third channel, the readout-sector boundaries (:meth:`ModelGrid.inputs`)."""
-        return self.sizes["inputs"] == 3
+    def reads_sector_marks(self) -> bool:
+        """Whether the input has the third channel, the readout-sector marks (:meth:`ModelGrid.inputs`)."""
+        return self.sizes["input_channels"] == 3
 
     @classmethod
     def build(cls, elements: list[str], grid: ModelGrid, families: int = len(READOUT_FAMILIES), **sizes: int) -> "EdgeNet":

@@ -29,6 +29,8 @@ CONFIG = "config.json"
 WEIGHTS_SHA256 = "weights_sha256"  # config key: weights that do not hash to it are refused before they are parsed
 CPU_BATCH = 64  # fastest on one CPU thread: the activations stay in cache (benchmarks/inference.py)
 GPU_BATCH = 4096
+# the architecture sizes that a saved config.json names otherwise (models on disk load unchanged)
+SAVED_SIZE_NAMES = {"input_channels": "inputs"}
 DISPERSION_SLACK = 0.01  # relative: a calibration a little off the trained range is still inside it
 
 
@@ -106,9 +108,9 @@ class Recogniser:
         return report(probability, self.threshold if threshold is None else threshold, self.coincident)
 
     @property
-    def readout_boundaries(self) -> bool:
-        """Whether the network reads the readout-sector boundaries (a third input channel)."""
-        return self.network.reads_readout_boundaries
+    def reads_sector_marks(self) -> bool:
+        """Whether the network reads the readout-sector marks (:meth:`ModelGrid.readout_boundaries`, a third input channel)."""
+        return self.network.reads_sector_marks
 
     def inputs(self, counts: np.ndarray, energy: np.ndarray, sector_starts: Sequence[int] | None = None) -> np.ndarray:
         """Network inputs (n, 2 or 3, points) for raw spectra on the acquisition axis ``energy``.
@@ -129,7 +131,7 @@ class Recogniser:
         energy = self._checked_energy(energy)
         axes = energy if energy.ndim == 2 else energy[None]
         self.grid.check_coverage(np.stack([self.grid.window_cells(row) for row in axes]))
-        inputs, mask = self.grid.inputs(counts, energy, self.readout_boundaries, sector_starts)
+        inputs, mask = self.grid.inputs(counts, energy, self.reads_sector_marks, sector_starts)
         return inputs, self.grid.judged(mask)
 
     def _checked_energy(self, energy: np.ndarray) -> np.ndarray:
@@ -150,7 +152,7 @@ class Recogniser:
             If the acquisition window misses the model grid.
         """
         energy = self._checked_energy(energy)
-        boundaries = self.grid.readout_boundaries(energy.size, energy, sector_starts)[0] if self.readout_boundaries else None
+        boundaries = self.grid.readout_boundaries(energy.size, energy, sector_starts)[0] if self.reads_sector_marks else None
         prepare = DeviceInputs(self.grid, energy, boundaries, self.device)
         self.grid.check_coverage(prepare.mask[None])
         return prepare
@@ -203,7 +205,8 @@ class Recogniser:
         """
         if prepare_on_device is None:
             prepare_on_device = self.device.type == "cuda"
-        if prepare_on_device and np.ndim(energy) == 1 and np.isfinite(counts).all():  # the device path has no NaN masks
+        # the device path neither masks non-finite channels nor lifts spectra with counts at or below zero
+        if prepare_on_device and np.ndim(energy) == 1 and np.isfinite(counts).all() and (np.asarray(counts) > 0).all():
             result = self.predict_inputs(counts, batch_size, self.device_inputs(energy, sector_starts))
             return {**result, "valid": np.ones(len(counts), bool)}
         inputs, valid = self.judged_inputs(counts, energy, sector_starts)
@@ -256,7 +259,8 @@ class Recogniser:
             "elements": self.elements,
             "grid": self.grid.to_dict(),
             "normalisation": "rebin to grid (counts per eV), divide by median over valid cells, log clipped at grid.floor, standardise over valid cells; second input channel is the mask; third (architecture.inputs 3) marks the grid cells holding a boundary between readout sectors (2 or 4 equal shares of the channels)",
-            "architecture": {"class": "EdgeNet", **self.network.sizes, "downsampling": self.network.downsampling},
+            "architecture": {"class": "EdgeNet", **{SAVED_SIZE_NAMES.get(name, name): size for name, size in self.network.sizes.items()},
+                             "downsampling": self.network.downsampling},
             "temperature": self.temperature,
             "threshold": self.threshold,
             **self.info,
@@ -292,7 +296,7 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     elements = list(config["elements"])
     try:
         network = EdgeNet.build(elements, grid, width=architecture["width"], hidden=architecture["hidden"],
-                                evidence=architecture["evidence"], inputs=architecture.get("inputs", 2),
+                                evidence=architecture["evidence"], input_channels=architecture.get("inputs", 2),
                                 families=architecture.get("families", len(FAMILIES)))
     except (KeyError, TypeError, ValueError) as error:
         raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None

@@ -133,9 +133,9 @@ def train(
         The saved detection threshold is the lowest (at least ``THRESHOLD_FLOOR``) at which at most this share of the
         validation spectra with no element in the window report one.
     sizes
-        Network sizes (``width``, ``hidden``, ``evidence``, ``inputs``); default: :class:`EdgeNet`'s, or ``init_from``'s,
-        whose network is widened without changing its outputs (:func:`~eelsbatch.model._widen.widen`) where these are
-        larger (``inputs`` 3 adds the readout-sector boundaries to a network of 2).
+        Network sizes (``width``, ``hidden``, ``evidence``, ``input_channels``, ``families``); default: :class:`EdgeNet`'s,
+        or ``init_from``'s, whose network is widened without changing its outputs (:func:`~eelsbatch.model._widen.widen`)
+        where these are larger (``input_channels`` 3 adds the readout-sector marks to a network of 2).
     loader_workers
         Processes reading and preparing chunks ahead of the training step; default
         :func:`default_loader_workers`. The data and their order do not depend on it.
@@ -148,7 +148,7 @@ def train(
     device = _device()
     grid = ModelGrid()
     network = initial_network(list(elements), grid, init_from, sizes).to(device)
-    store = TrainingStore(data, elements, grid, network.downsampling, network.reads_readout_boundaries)
+    store = TrainingStore(data, elements, grid, network.downsampling, network.reads_sector_marks)
     starts = store.chunk_starts()
     n_validation = max(1, int(round(len(starts) * validation_fraction)))
     train_starts, validation_starts = starts[:-n_validation], starts[-n_validation:]

@@ -63,10 +63,10 @@ def widen(network: EdgeNet, wide: EdgeNet) -> EdgeNet:
     for name in ("slot_step", "slot_kernel", "slot_valid"):
         if not torch.equal(getattr(wide, name)[:, :families], getattr(network, name)) or wide.position.shape != network.position.shape:
             raise ValueError("the wider network reads other slots of the grid: it was built for other elements or another grid")
-    width, hidden, evidence, inputs = (new_sizes[name] for name in ("width", "hidden", "evidence", "inputs"))
-    w, h, e, i = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"], old_sizes["inputs"]
+    width, hidden, evidence, channels = (new_sizes[name] for name in ("width", "hidden", "evidence", "input_channels"))
+    w, h, e, i = old_sizes["width"], old_sizes["hidden"], old_sizes["evidence"], old_sizes["input_channels"]
     arange = torch.arange
-    _conv(wide.front[0], network.front[0], arange(w // 2), torch.cat([arange(i), torch.tensor([inputs])]))  # inputs, position
+    _conv(wide.front[0], network.front[0], arange(w // 2), torch.cat([arange(i), torch.tensor([channels])]))  # input channels, position
     _conv(wide.front[2], network.front[2], arange(w), arange(w // 2))
     _conv(wide.down[0], network.down[0], arange(w), arange(w))
     gate_rows = torch.cat([gate * hidden + arange(h) for gate in range(4)])  # input, forget, cell, output gates

@@ -52,13 +52,13 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from eelsbatch.acquisition import DISPERSION_RANGE_EV
-from eelsbatch.edges import MAJOR_FAMILIES, Edge, edges_of
+from eelsbatch.edges import CHEMICAL_SHIFT_EV, MAJOR_FAMILIES, PROFILE_KINDS, ROSE_SNR, SHOWN_FAMILIES, family_edges, profile_kinds
 from eelsbatch.readout import READOUT_SECTORS, sector_starts
 from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 
-SIMULATED_FAMILIES = {"K": 1.0, "L2,3": 1.0, "M4,5": 1.0, "N4,5": 0.4, "L1": 0.12, "M2,3": 0.25}
-ROSE_SNR = 5.0
-CHEMICAL_SHIFT_EV = 4.0  # largest chemical shift of an element's edges from the table (drawn N(0, 1.5) eV, clipped)
+# the families drawn (those that show in a spectrum) and the height of their edges relative to the element's K;
+# chemical shifts are drawn N(0, 1.5) eV, clipped at CHEMICAL_SHIFT_EV; ROSE_SNR makes an edge detectable
+SIMULATED_FAMILIES = dict(zip(SHOWN_FAMILIES, (1.0, 1.0, 1.0, 0.4, 0.12, 0.25)))
 BACKGROUND_H = 5.0  # Egerton's h: noise added by extrapolating the fitted background under the edge (5 to 10)
 SNR_WINDOW_EV = 50.0
 OBSERVER_PRE_EDGE_EV = 50.0  # span below an onset over which the ideal observer fits the background (observer_z)
@@ -86,14 +86,7 @@ STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_prob
 SECTOR_GAIN = 0.04  # largest gain difference of a sector from the first, relative
 
 
-@functools.cache
-def simulated_edges(element: str) -> dict[str, tuple[Edge, ...]]:
-    """The element's edges grouped by simulated family, lowest onset first."""
-    groups: dict[str, list[Edge]] = {}
-    for edge in edges_of(element):
-        if edge.family in SIMULATED_FAMILIES:
-            groups.setdefault(edge.family, []).append(edge)
-    return {family: tuple(sorted(edges, key=lambda e: e.onset_eV)) for family, edges in groups.items()}
+simulated_edges = family_edges  # the element's edges grouped by simulated family, lowest onset first
 
 
 def major_onsets(element: str) -> list[float]:
@@ -186,30 +179,12 @@ def _draw_window(rng: np.random.Generator, composition: list[str], channels: int
     return float(np.clip(start, 40.0, TABLE_HIGH_EV - 0.05 * width)), dispersion
 
 
-# edge profile kinds and the range of their delayed maximum (eV; None: a sharp rise): the shapes of step 3
+# edge profile kinds (edges.PROFILE_KINDS, edges.profile_kinds) and the range of their delayed maximum
+# (eV; None: a sharp rise): the shapes of step 3
 PROFILE_DELAYS_EV: dict[str, tuple[float, float] | None] = {
     "sawtooth": None, "white lines": None, "short delay": (3.0, 12.0), "delayed": (10.0, 50.0), "long delay": (50.0, 100.0),
 }
-
-
-def profile_kinds(family: str, z: int) -> tuple[str, ...]:
-    """Profile kinds (keys of ``PROFILE_DELAYS_EV``) the forward model may give an edge family of element ``z``.
-
-    Sawtooth for K and L1; white lines for the L2,3 edges of K..Ni and the M4,5 edges of Cs..Lu (Cu L2,3: white
-    lines or delayed, even odds); a short delay for the L2,3 edges of the light elements, a long one for the
-    M4,5 edges from Hf; a delayed maximum for the others (M4,5 of 4d/5d, N4,5, M2,3, L2,3 beyond Cu).
-    """
-    if family in ("K", "L1"):
-        return ("sawtooth",)
-    if family == "L2,3" and z < 19:
-        return ("short delay",)
-    if (family == "L2,3" and z <= 28) or (family == "M4,5" and 55 <= z <= 71):
-        return ("white lines",)
-    if family == "L2,3" and z == 29:
-        return ("white lines", "delayed")
-    if family == "M4,5" and z >= 72:
-        return ("long delay",)
-    return ("delayed",)
+assert tuple(PROFILE_DELAYS_EV) == PROFILE_KINDS
 
 
 def _shape(family: str, z: int, energy: np.ndarray, onsets: list[float], rng: np.random.Generator) -> np.ndarray:

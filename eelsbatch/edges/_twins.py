@@ -1,9 +1,10 @@
-"""Twin elements: absent elements the forward model could have drawn with a present element's edges in a window.
+"""Twin elements: absent elements whose edges in a window look like a present element's.
 
-In a window that holds only Ce's N4,5 edge (110 eV), a spectrum of Ce could as well be one of Pr (113 eV): the
-forward model shifts each element's edges by up to ``CHEMICAL_SHIFT_EV``, so two edges tabulated up to twice that
-apart can land on the same energy, and it draws both with the same profile kinds and independent heights. No
-observer can then tell which element it is; the best guess is right about once in as many candidates.
+In a window that holds only Ce's N4,5 edge (110 eV), a spectrum of Ce could as well be one of Pr (113 eV): a
+chemical shift moves each element's edges by up to ``CHEMICAL_SHIFT_EV``, so two edges tabulated up to twice that
+apart can land on the same energy, and both can have the same profile kind (:func:`profile_kinds`; the forward
+model draws them so, with independent heights). No observer can then tell which element it is; the best guess is
+right about once in as many candidates.
 """
 
 from __future__ import annotations
@@ -13,33 +14,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from eelsbatch.edges import MAJOR_FAMILIES
-from eelsbatch.synth._forward import CHEMICAL_SHIFT_EV, profile_kinds, simulated_edges
+from eelsbatch.edges._api import MAJOR_FAMILIES
+from eelsbatch.edges._appearance import CHEMICAL_SHIFT_EV, family_edges, profile_kinds
 
-TWIN_MARGIN_EV = 2 * CHEMICAL_SHIFT_EV  # two elements' edges this far apart in the table can be drawn at one energy
+TWIN_MARGIN_EV = 2 * CHEMICAL_SHIFT_EV  # two elements' edges this far apart in the table can show at one energy
 
 
-SimulatedEdge = tuple[float, frozenset[str], bool]  # onset (eV), profile kinds, of a major family
+ShownEdge = tuple[float, frozenset[str], bool]  # onset (eV), profile kinds, of a major family
 
 
 @functools.cache
-def _simulated_onsets(element: str) -> tuple[SimulatedEdge, ...]:
-    """Every edge the forward model draws for the element (two per family at most)."""
+def _shown_onsets(element: str) -> tuple[ShownEdge, ...]:
+    """Every edge of the element that shows in a spectrum (two per family at most)."""
     return tuple((edge.onset_eV, frozenset(profile_kinds(family, edge.Z)), family in MAJOR_FAMILIES)
-                 for family, edges in simulated_edges(element).items() for edge in edges[:2])
+                 for family, edges in family_edges(element).items() for edge in edges[:2])
 
 
-def _in_window(element: str, low: float, high: float) -> list[SimulatedEdge]:
-    return [edge for edge in _simulated_onsets(element) if low <= edge[0] <= high]
+def _in_window(element: str, low: float, high: float) -> list[ShownEdge]:
+    return [edge for edge in _shown_onsets(element) if low <= edge[0] <= high]
 
 
-def _all_matched(edges: list[SimulatedEdge], others: list[SimulatedEdge]) -> bool:
-    """Whether every edge has one of ``others`` within ``TWIN_MARGIN_EV`` that the forward model may draw alike."""
+def _all_matched(edges: list[ShownEdge], others: list[ShownEdge]) -> bool:
+    """Whether every edge has one of ``others`` within ``TWIN_MARGIN_EV`` that can have the same profile kind."""
     return all(any(abs(onset - other) <= TWIN_MARGIN_EV and kinds & other_kinds for other, other_kinds, _ in others)
                for onset, kinds, _ in edges)
 
 
-def _is_twin(own: list[SimulatedEdge], theirs: list[SimulatedEdge], specimen: list[SimulatedEdge]) -> bool:
+def _is_twin(own: list[ShownEdge], theirs: list[ShownEdge], specimen: list[ShownEdge]) -> bool:
     """Whether an element with edges ``theirs`` in the window could stand in for one with edges ``own`` in a specimen
     whose elements' edges there are ``specimen``."""
     return bool(own) and _all_matched(own, theirs) and _all_matched(theirs, specimen)
@@ -74,10 +75,10 @@ def twin_counts(detectable: np.ndarray, present: np.ndarray, windows: np.ndarray
 
     An absent element B is a twin of a detectable element A when B has a major edge (K, L2,3, M4,5, N4,5) in the
     window, so that it would be labelled present in A's place, every edge of A in the window has an edge of B
-    within ``TWIN_MARGIN_EV`` that the forward model may draw with the same profile kind
-    (:func:`~eelsbatch.synth._forward.profile_kinds`), and every edge of B in the window has such a partner among
-    the edges of A or of the specimen's other elements. Each family's first two edges count, as simulated (the
-    minor L1 and M2,3 edges too: any of them in the window can tell two elements apart).
+    within ``TWIN_MARGIN_EV`` that can have the same profile kind (:func:`~eelsbatch.edges.profile_kinds`), and
+    every edge of B in the window has such a partner among the edges of A or of the specimen's other elements. Each
+    shown family's first two edges count (the minor L1 and M2,3 edges too: any of them in the window can tell two
+    elements apart).
 
     Parameters
     ----------

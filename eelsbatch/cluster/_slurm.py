@@ -9,7 +9,7 @@ has left the queue (walltime, failure, ``scancel``) is replaced by a new one.
 
 With ``gpus_per_job=N`` each job asks for ``--gres=gpu:N`` and runs N worker processes, each
 with the worker resource ``GPU=1`` and its own GPU (:func:`dask_setup`, loaded with
-``--preload eelsbatch.slurm``, narrows ``CUDA_VISIBLE_DEVICES`` to that worker's device).
+``--preload eelsbatch.cluster._slurm``, narrows ``CUDA_VISIBLE_DEVICES`` to that worker's device).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eelsbatch.cluster import ALLOCATOR_ENVIRONMENT, ClusterOptions
+from eelsbatch.cluster._options import ALLOCATOR_ENVIRONMENT, ClusterOptions
 from eelsbatch.errors import EelsbatchError
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def slurm_cluster(options: ClusterOptions) -> SLURMCluster:
     interface = options.interface or ("lo" if _on_this_host(partition.nodes) else None)
     job_name = f"eelsbatch-{uuid.uuid4().hex[:8]}"
     worker_args = _lifetime_args(parse_walltime(options.walltime))
-    worker_args += ["--resources", "GPU=1", "--preload", "eelsbatch.slurm"] if gpus else []
+    worker_args += ["--resources", "GPU=1", "--preload", "eelsbatch.cluster._slurm"] if gpus else []
     cluster = _cluster_class()(
         queue=partition.name,
         account=options.account,
@@ -352,7 +352,7 @@ def _log_tail(log_directory: Path, job_id: str) -> str:
 
 
 def dask_setup(worker) -> None:  # noqa: ANN001 - distributed's preload hook
-    """Give each worker of a multi-GPU job its own GPU (``--preload eelsbatch.slurm``).
+    """Give each worker of a multi-GPU job its own GPU (``--preload eelsbatch.cluster._slurm``).
 
     The job's N workers are named ``<job>-0`` .. ``<job>-<N-1>``; worker ``i`` keeps only the
     ``i``-th device of the job's ``CUDA_VISIBLE_DEVICES`` (or device ``i`` where SLURM confines
