@@ -130,7 +130,8 @@ def test_inputs_prepared_on_the_device_equal_the_cpu_preparation(shipped: Recogn
     counts[0], counts[1], counts[2, ::2] = 0.0, -1.0, 0.0  # empty, negative (dark over-subtracted), half empty
     expected = shipped.inputs(counts, energy, sector_starts)
     prepared = shipped.device_inputs(energy, sector_starts)(torch.from_numpy(counts)).numpy()
-    np.testing.assert_allclose(prepared, expected, atol=5e-5)
+    # 1e-4: the flat, lifted row 1 standardises float32 rebinning rounding over a spread of 1e-3
+    np.testing.assert_allclose(prepared, expected, atol=1e-4)
     on_device = shipped.predict(counts, energy, sector_starts=sector_starts, prepare_on_device=True)
     on_cpu = shipped.predict(counts, energy, sector_starts=sector_starts, prepare_on_device=False)
     np.testing.assert_allclose(on_device["probability"], on_cpu["probability"], atol=5e-5)

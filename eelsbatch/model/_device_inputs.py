@@ -44,7 +44,7 @@ class DeviceInputs:
 
     def __call__(self, counts: torch.Tensor) -> torch.Tensor:
         """(n, 2 or 3, points) float32 inputs for (n, channels) counts."""
-        values = (counts.float() @ self.rebin).double()
+        values = _lifted((counts.float() @ self.rebin).double())
         positive = values > 0
         scale = torch.nanquantile(torch.where(positive, values, torch.nan), 0.5, dim=1, keepdim=True)
         scale = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale))
@@ -53,3 +53,18 @@ class DeviceInputs:
         inputs = self.template.expand(len(counts), -1, -1).clone()
         inputs[:, 0, self.cells] = standardised.float()
         return inputs
+
+
+def _lifted(values: torch.Tensor) -> torch.Tensor:
+    """:func:`eelsbatch.model._grid._lifted` on the device: each row holding a cell at or below zero raised by a
+    constant, its lowest cell to one noise level (robust spread of neighbouring cells' differences) above zero."""
+    lifted = (values <= 0).any(dim=1, keepdim=True)
+    if not bool(lifted.any()):
+        return values
+    if values.shape[1] > 1:
+        noise = 1.4826 / np.sqrt(2) * torch.quantile(torch.abs(torch.diff(values, dim=1)), 0.5, dim=1, keepdim=True)
+    else:
+        noise = torch.zeros_like(values)
+    lowest = values.min(dim=1, keepdim=True).values
+    noise = torch.where(torch.isfinite(noise) & (noise > 0), noise, torch.clamp(lowest.abs(), min=1.0))
+    return torch.where(lifted, values + torch.clamp(-lowest, min=0.0) + noise, values)
