@@ -85,7 +85,8 @@ def _from_hyperspy(signal: Any) -> xr.DataArray:
 
 
 def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Sequence[float] | np.ndarray | None = None,
-             threshold: float | None = None, sector_starts: Sequence[int] | None = None) -> xr.Dataset:
+             threshold: float | None = None, sector_starts: Sequence[int] | None = None, expect: Sequence[str] = (),
+             exclude: Sequence[str] = ()) -> xr.Dataset:
     """The elements in every spectrum of ``data``: probabilities, presence, onsets and classic edge-intensity maps.
 
     Parameters
@@ -102,6 +103,9 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
     sector_starts
         Channels where the detector's readout sectors start (default: the data's ``readout_sector_starts``
         attribute, else 2 or 4 equal shares of the channels).
+    expect, exclude
+        Elements you know to be in, or not in, the specimen: priors on the odds, not a filter
+        (:mod:`eelsbatch.model._priors`).
 
     Returns
     -------
@@ -111,6 +115,7 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
         dask-backed data: the recognition per block, the classic maps after the elements found over all pixels.
     """
     from eelsbatch.mapping._kernel import found_elements, found_windows, intensity_block, recognise_block
+    from eelsbatch.model._priors import check_elements, prior_odds
     from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
 
     spectra = as_spectra(data, energy)
@@ -123,11 +128,12 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
         raise InputError(None, str(error)) from None
     recogniser.inputs(np.ones((1, axis.size), np.float32), axis)  # a window off the model grid: one clear error
     elements = recogniser.elements
+    odds = prior_odds(elements, check_elements(expect, elements, "expect"), check_elements(exclude, elements, "exclude"))
     if spectra.chunks is not None:  # whole spectra in each block: the kernel reads along energy
         spectra = spectra.chunk({ENERGY: -1})
 
     def recognise(counts: np.ndarray) -> tuple[np.ndarray, ...]:
-        maps = recognise_block(counts, axis, recogniser, threshold, starts)
+        maps = recognise_block(counts, axis, recogniser, threshold, starts, odds)
         return tuple(maps[name] for name in RECOGNISED)
 
     probability, present, onset, valid = xr.apply_ufunc(
@@ -154,7 +160,9 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
     maps["valid"] = valid
     maps["onset_energy"].attrs["units"] = "eV"
     maps["edge_intensity"].attrs["units"] = "counts"
-    maps.attrs = {"model_name": recogniser.name, "model_sha256": recogniser.sha256, "threshold": threshold}
+    maps.attrs = {"model_name": recogniser.name, "model_sha256": recogniser.sha256, "threshold": threshold,
+                  "expect": list(check_elements(expect, elements, "expect")),
+                  "exclude": list(check_elements(exclude, elements, "exclude"))}
     if warning := recogniser.acquisition_warning(axis):
         maps.attrs["warning"] = warning
     return maps
@@ -200,6 +208,8 @@ class EelsAccessor:
         self._spectra = spectra
 
     def identify(self, model: Recogniser | str | Path | None = None, threshold: float | None = None,
-                 sector_starts: Sequence[int] | None = None) -> xr.Dataset:
+                 sector_starts: Sequence[int] | None = None, expect: Sequence[str] = (),
+                 exclude: Sequence[str] = ()) -> xr.Dataset:
         """The maps of these spectra (:func:`identify`)."""
-        return identify(self._spectra, model, threshold=threshold, sector_starts=sector_starts)
+        return identify(self._spectra, model, threshold=threshold, sector_starts=sector_starts, expect=expect,
+                        exclude=exclude)

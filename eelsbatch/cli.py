@@ -45,6 +45,10 @@ CoresOption = Annotated[Optional[int], typer.Option("--cores", help="Cores per S
 SectorStartsOption = Annotated[Optional[str], typer.Option(
     "--sector-starts", help="Channels where the detector's readout sectors start, e.g. 1024, or 512,1024,1536, or none "
     "(one port): give it for a spectrum cropped before saving (default: the store's record, else 2 or 4 equal shares of the channels).")]
+ExpectOption = Annotated[Optional[str], typer.Option(
+    "--expect", help="Elements you know are in the specimen, e.g. Fe,O: a prior (odds x4), not a filter.")]
+ExcludeOption = Annotated[Optional[str], typer.Option(
+    "--exclude", help="Elements you know are not, e.g. Sb,Pr: a prior (odds x0.05); overwhelming evidence still reports them.")]
 MemoryOption = Annotated[Optional[str], typer.Option("--memory", help="Memory per SLURM job, e.g. 16GB.", rich_help_panel=_CLUSTER)]
 JobsOption = Annotated[Optional[int], typer.Option("--jobs", help="Number of SLURM jobs.", rich_help_panel=_CLUSTER)]
 GpusOption = Annotated[Optional[int], typer.Option("--gpus-per-job", help="GPUs per SLURM job (--gres=gpu:N, one worker per GPU).", rich_help_panel=_CLUSTER)]
@@ -237,6 +241,8 @@ def evaluate(
     threshold: Annotated[Optional[float], typer.Option(help="Detection threshold (default: the model's).")] = None,
     signal: Annotated[Optional[str], typer.Option(help="Signal of a multi-signal instrument file.")] = None,
     sector_starts: SectorStartsOption = None,
+    expect: ExpectOption = None,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Measure the recogniser on labelled spectra, or list the elements it finds in real ones."""
     from eelsbatch.model import load_recogniser
@@ -244,7 +250,11 @@ def evaluate(
     from eelsbatch.model._report import summarise
 
     recogniser = load_recogniser(model)
+    odds = _prior_odds(recogniser.elements, expect, exclude)
     if data.is_dir() and _store_kind(data) == "training_set":
+        if odds is not None:
+            raise EelsbatchError(data, "--expect and --exclude are an analyst's knowledge of one specimen; a "
+                                 "synthetic store holds many")
         metrics = evaluate_store(recogniser, data, threshold)
         typer.echo(summarise(metrics))
         if out is not None:
@@ -260,7 +270,7 @@ def evaluate(
 
     counts = open_spectrum_image(data, signal=signal)
     starts = _sector_starts(sector_starts, data, counts.attrs.get(SECTOR_STARTS_ATTR), counts.sizes["energy"])
-    found = elements_in_sum(recogniser, counts.values, counts["energy"].values, starts)
+    found = elements_in_sum(recogniser, counts.values, counts["energy"].values, starts, odds)
     if warning := recogniser.acquisition_warning(counts["energy"].values):
         print(f"eelsbatch: warning: {data}: {warning}", file=sys.stderr)
     typer.echo(f"{data}: sum of {counts.size // counts.sizes['energy']} spectrum(s), {float(counts['energy'][0]):.1f}-{float(counts['energy'][-1]):.1f} eV")
@@ -301,6 +311,8 @@ def map_command(
     jobs: JobsOption = None,
     gpus_per_job: GpusOption = None,
     sector_starts: SectorStartsOption = None,
+    expect: ExpectOption = None,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Map which elements are where: per-pixel edge recognition and classic edge-intensity maps."""
     from eelsbatch.cluster import open_client
@@ -308,7 +320,7 @@ def map_command(
 
     # every argument is checked (and an instrument file converted) before the cluster's workers start
     plan = prepare_map(input, output, model or SHIPPED_MODEL, threshold, resume, overwrite,
-                       sector_starts=_sector_starts(sector_starts, input))
+                       _sector_starts(sector_starts, input), _listed(expect), _listed(exclude))
     options = cluster_options(scheduler, cluster, workers, threads_per_worker, cluster_config, queue, account,
                               walltime, cores, memory, jobs, gpus_per_job)
     try:
@@ -369,6 +381,19 @@ def demo(
     typer.echo("  stray pixels (an element the image does not hold): "
                + (", ".join(f"{e} {n} ({n / pixels:.1%})" for e, n in stray.items()) or "none"))
     typer.echo(f"wrote {maps} and {plot_maps(maps, png)}")
+
+
+def _listed(text: str | None) -> list[str]:
+    """``Fe,O`` as ``["Fe", "O"]`` (nothing for None)."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _prior_odds(elements: list[str], expect: str | None, exclude: str | None):
+    """The odds factors of ``--expect`` and ``--exclude`` (:func:`eelsbatch.model._priors.prior_odds`), or None."""
+    from eelsbatch.model._priors import check_elements, prior_odds
+
+    return prior_odds(elements, check_elements(_listed(expect), elements, "--expect"),
+                      check_elements(_listed(exclude), elements, "--exclude"))
 
 
 def _parse_range(text: str, option: str) -> tuple[float, float]:

@@ -63,6 +63,7 @@ def map_chunk(
     threshold: float,
     intensity_windows: dict[int, IntegrationWindow],
     sector_starts: list[int] | None = None,
+    odds: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Map one block of pixels and write every output variable's region.
 
@@ -82,6 +83,8 @@ def map_chunk(
         Element index -> default windows of its classic edge-intensity map (:func:`~eelsbatch.mapping.integration_window`).
     sector_starts
         Channels where the detector's readout sectors start, where known (default: equal shares).
+    odds
+        Prior odds factors of the expected and excluded elements, or None.
 
     Returns
     -------
@@ -95,7 +98,7 @@ def map_chunk(
     energy = source["energy"][:]
     read = time.perf_counter()
     recogniser = get_worker().plugins[plugin_name(sha256)].recogniser
-    maps = recognise_block(counts, energy, recogniser, threshold, sector_starts)
+    maps = recognise_block(counts, energy, recogniser, threshold, sector_starts, odds)
     maps["edge_intensity"] = intensity_block(counts, energy, intensity_windows, len(recogniser.elements), maps["valid"])
     inferred = time.perf_counter()
     target = zarr.open_group(output_store, mode="r+")

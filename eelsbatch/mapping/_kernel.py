@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from eelsbatch.mapping._intensity import IntegrationWindow, edge_intensity, integration_window
+from eelsbatch.model._priors import with_priors
 
 if TYPE_CHECKING:
     from eelsbatch.model import Recogniser
@@ -21,7 +22,7 @@ FOUND_SHARE = 0.01  # an element is "found" where present in at least 1 % of the
 
 
 def recognise_block(counts: np.ndarray, energy: np.ndarray, recogniser: Recogniser, threshold: float | None = None,
-                    sector_starts: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+                    sector_starts: Sequence[int] | None = None, odds: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Element probabilities, presence and onsets of every spectrum of a block.
 
     Parameters
@@ -36,16 +37,20 @@ def recognise_block(counts: np.ndarray, energy: np.ndarray, recogniser: Recognis
         Presence threshold (default: the model's).
     sector_starts
         Channels where the detector's readout sectors start, where known (default: equal shares).
+    odds
+        (elements,) prior odds factors of an analyst's expected and excluded elements
+        (:func:`~eelsbatch.model.prior_odds`), or None.
 
     Returns
     -------
     dict
-        ``probability``, ``present``, ``onset_energy``: (..., elements); ``valid``: (...) bool, False for a spectrum
+        ``probability`` (with the priors), ``present``, ``onset_energy``: (..., elements); ``valid``: (...) bool, False for a spectrum
         that could not be judged (its maps NaN or False).
     """
     shape = counts.shape[:-1]
     flat = np.asarray(counts, dtype=np.float32).reshape(-1, counts.shape[-1])
     result = recogniser.predict(flat, energy, sector_starts=sector_starts)
+    result["probability"] = with_priors(result["probability"], odds)
     present = recogniser.decide(result["probability"], threshold)
     onset = np.where(present, result["onset_energy"], np.nan).astype(np.float32)
     elements = len(recogniser.elements)

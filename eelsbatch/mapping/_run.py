@@ -21,6 +21,7 @@ from eelsbatch.mapping._alternatives import describe_found, found_alternatives
 from eelsbatch.mapping._chunk import ModelPlugin, finish_chunk, map_chunk
 from eelsbatch.mapping._intensity import IntegrationWindow
 from eelsbatch.mapping._kernel import default_windows, found_elements, found_windows
+from eelsbatch.model._priors import check_elements, prior_odds
 from eelsbatch.mapping._layout import (
     blocks,
     create_maps_store,
@@ -126,6 +127,13 @@ class MapPlan:
     warning: str | None
     intensity_windows: dict[int, IntegrationWindow]  # element index -> default windows (none found beside it)
     resume: bool
+    expect: list[str] = field(default_factory=list)  # an analyst's priors (eelsbatch.model._priors)
+    exclude: list[str] = field(default_factory=list)
+
+    @property
+    def odds(self) -> np.ndarray | None:
+        """Prior odds factors per element, or None without priors."""
+        return prior_odds(self.recogniser.elements, self.expect, self.exclude)
 
 
 def prepare_map(
@@ -136,10 +144,13 @@ def prepare_map(
     resume: bool = False,
     overwrite: bool = False,
     sector_starts: Sequence[int] | None = None,
+    expect: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> MapPlan:
     """Check every argument of a map (and convert an instrument file) before any worker starts.
 
-    Parameters are those of :func:`run_map`.
+    Parameters are those of :func:`run_map`; ``expect`` and ``exclude`` name elements an analyst knows to be in
+    or not in the specimen, used as priors (:mod:`eelsbatch.model._priors`), not as a filter.
 
     Raises
     ------
@@ -151,6 +162,9 @@ def prepare_map(
 
     source, output, model_path = Path(source), Path(output), Path(model_path)
     recogniser = load_recogniser(model_path)
+    expect = check_elements(expect, recogniser.elements, "expect")
+    exclude = check_elements(exclude, recogniser.elements, "exclude")
+    prior_odds(recogniser.elements, expect, exclude)  # refuses an element both expected and excluded
     threshold = recogniser.threshold if threshold is None else threshold
     resuming = resume and output.exists()
     if not resuming:
@@ -173,9 +187,13 @@ def prepare_map(
         same_input = attrs.get("input_store") == str(store.resolve()) and attrs.get("input_store_id", "") == (identity or "")
         if attrs.get("model_sha256") != recogniser.sha256 or not same_input:
             raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
+        begun = json.loads(attrs.get("parameters", "{}"))
+        if (begun.get("expect", []), begun.get("exclude", [])) != (expect, exclude):
+            raise EelsbatchError(output, "cannot resume: it was started with other expected or excluded elements "
+                                 "(use --overwrite)")
     windows = default_windows(energy, recogniser.elements)
     return MapPlan(source, output, model_path, recogniser, store, identity, energy, counts, threshold, sector_starts,
-                   recogniser.acquisition_warning(energy), windows, resuming)
+                   recogniser.acquisition_warning(energy), windows, resuming, expect, exclude)
 
 
 def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSummary:
@@ -192,7 +210,7 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
     if not plan.resume:
         remove_store(output)  # prepare_map let it be replaced: an eelsbatch store, or an empty folder
         parameters = {"threshold": plan.threshold, "source": str(plan.source), "sector_starts": plan.sector_starts,
-                      "warning": plan.warning}
+                      "warning": plan.warning, "expect": plan.expect, "exclude": plan.exclude}
         create_maps_store(output, plan.counts, recogniser.elements,
                           provenance(plan.store, plan.store_id, recogniser, plan.threshold, parameters))
     done = done_blocks(output)
@@ -205,7 +223,8 @@ def execute_map(plan: MapPlan, client: Client, progress: bool = True) -> MapSumm
         if pending:
             client.register_plugin(ModelPlugin(str(plan.model_path.resolve()), recogniser.sha256))
         futures = [client.submit(map_chunk, str(plan.store), str(output), recogniser.sha256, all_blocks[i], i,
-                                 plan.threshold, plan.intensity_windows, plan.sector_starts, pure=False, retries=2)
+                                 plan.threshold, plan.intensity_windows, plan.sector_starts, plan.odds,
+                                 pure=False, retries=2)
                    for i in pending]
         for future in as_completed(futures):
             result = future.result()
@@ -245,6 +264,8 @@ def run_map(
     overwrite: bool = False,
     progress: bool = True,
     sector_starts: Sequence[int] | None = None,
+    expect: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> MapSummary:
     """Map every pixel of ``source`` into the maps store ``output``.
 
@@ -269,8 +290,10 @@ def run_map(
     sector_starts
         Channels where the detector's readout sectors start (default: the input store's record of them,
         from ``convert --sector-starts``, else 2 or 4 equal shares of the channels).
+    expect, exclude
+        Elements an analyst knows to be in or not in the specimen: priors, not a filter (:mod:`eelsbatch.model._priors`).
     """
-    plan = prepare_map(source, output, model_path, threshold, resume, overwrite, sector_starts)
+    plan = prepare_map(source, output, model_path, threshold, resume, overwrite, sector_starts, expect, exclude)
     return execute_map(plan, client, progress)
 
 

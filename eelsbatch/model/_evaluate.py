@@ -16,6 +16,7 @@ from eelsbatch.model._data import TrainingStore
 from eelsbatch.model._decision import SECOND_EXPLANATION_PROBABILITY
 from eelsbatch.model._metrics import correct_sets, expected_calibration_error, exact_match, per_element_scores, scored_entries
 from eelsbatch.model._network import READOUT_FAMILIES, WINDOW_MARGIN_EV
+from eelsbatch.model._priors import with_priors
 from eelsbatch.model._recogniser import Recogniser
 
 LOW_ONSET_EV = 230.0  # below the C K edge: L2,3 of Mg..Cl, M4,5 of Y..Mo, N4,5 of the lanthanides
@@ -283,13 +284,14 @@ def write_evaluation(metrics: dict, folder: str | Path) -> tuple[Path, Path]:
 
 
 def elements_in_sum(recogniser: Recogniser, counts: np.ndarray, energy: np.ndarray,
-                    sector_starts: list[int] | None = None) -> list[tuple[str, float]]:
+                    sector_starts: list[int] | None = None, odds: np.ndarray | None = None) -> list[tuple[str, float]]:
     """Elements reported (:meth:`Recogniser.decide`) in the sum of the given spectra, with their probabilities, strongest first.
 
-    ``sector_starts``: the detector's readout layout where known (:meth:`Recogniser.predict`).
+    ``sector_starts``: the detector's readout layout where known (:meth:`Recogniser.predict`); ``odds``: an analyst's
+    priors (:func:`eelsbatch.model._priors.prior_odds`), or None.
     """
     total = np.asarray(counts, dtype=np.float64).reshape(-1, len(energy)).sum(axis=0, keepdims=True)
-    probability = recogniser.predict(total, energy, sector_starts=sector_starts)["probability"]
+    probability = with_priors(recogniser.predict(total, energy, sector_starts=sector_starts)["probability"], odds)
     reported = recogniser.decide(probability)[0]
     order = np.argsort(-probability[0])
     return [(recogniser.elements[i], float(probability[0, i])) for i in order if reported[i]]

@@ -205,8 +205,7 @@ class Recogniser:
         """
         if prepare_on_device is None:
             prepare_on_device = self.device.type == "cuda"
-        # the device path neither masks non-finite channels nor lifts spectra with counts at or below zero
-        if prepare_on_device and np.ndim(energy) == 1 and np.isfinite(counts).all() and (np.asarray(counts) > 0).all():
+        if prepare_on_device and np.ndim(energy) == 1 and np.isfinite(counts).all():  # the device path has no NaN masks
             result = self.predict_inputs(counts, batch_size, self.device_inputs(energy, sector_starts))
             return {**result, "valid": np.ones(len(counts), bool)}
         inputs, valid = self.judged_inputs(counts, energy, sector_starts)
