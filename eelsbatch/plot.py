@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
 from eelsbatch.edges import load_edge_table  # noqa: E402
-from eelsbatch.errors import EelsbatchError  # noqa: E402
+from eelsbatch.errors import EelsbatchError, StoreError  # noqa: E402
 
 
 def check_image_output(output: str | Path) -> Path:
@@ -32,18 +32,18 @@ def check_image_output(output: str | Path) -> Path:
     """
     output = Path(output)
     if output.is_dir():
-        raise EelsbatchError(output, "is a folder; give the name of the image file to write")
+        raise StoreError(output, "is a folder; give the name of the image file to write")
     formats = FigureCanvasBase.get_supported_filetypes()
     if output.suffix and output.suffix.lstrip(".").lower() not in formats:
-        raise EelsbatchError(output, f"unsupported image format {output.suffix!r} (use {', '.join('.' + f for f in sorted(formats))})")
+        raise StoreError(output, f"unsupported image format {output.suffix!r} (use {', '.join('.' + f for f in sorted(formats))})")
     folder = output.parent
     if not folder.is_dir():
-        raise EelsbatchError(output, f"cannot write the image: its folder {folder} does not exist")
+        raise StoreError(output, f"cannot write the image: its folder {folder} does not exist")
     try:  # a probe file, not the output itself: a failed plot must not leave an empty image behind
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{output.name}.probe-"):
             pass
     except OSError as error:
-        raise EelsbatchError(output, f"cannot write the image ({error.strerror or error.__class__.__name__})") from None
+        raise StoreError(output, f"cannot write the image ({error.strerror or error.__class__.__name__})") from None
     return output
 
 

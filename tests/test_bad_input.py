@@ -305,3 +305,22 @@ def test_plot_checks_its_output_before_rendering(maps_store: Path, tmp_path: Pat
     monkeypatch.setattr(eelsbatch.plot.plt, "figure", rendered)
     with pytest.raises(EelsbatchError, match=problem):
         eelsbatch.plot.plot_maps(maps_store, out)
+
+
+def test_library_errors_are_kinds_a_caller_can_catch(tmp_path: Path) -> None:
+    """Bad input, stores, models and clusters each raise their own kind of EelsbatchError, in words without CLI flags."""
+    import eelsbatch
+    from eelsbatch.cluster import ClusterOptions, open_client
+    from eelsbatch.errors import ClusterError, EelsbatchError, InputError, ModelError, StoreError
+    from eelsbatch.io import open_store
+    from eelsbatch.synth import generate
+
+    cases = [(InputError, lambda: eelsbatch.open(tmp_path / "missing.dm4")),
+             (StoreError, lambda: open_store(tmp_path)),
+             (ModelError, lambda: eelsbatch.load_model(tmp_path)),
+             (ClusterError, lambda: open_client(ClusterOptions(scheduler="tcp://127.0.0.1:1")).__enter__()),
+             (InputError, lambda: generate(0, seed=1))]
+    for kind, call in cases:
+        with pytest.raises(kind) as caught:
+            call()
+        assert isinstance(caught.value, EelsbatchError) and "--" not in caught.value.problem, caught.value

@@ -15,7 +15,7 @@ import dask
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from eelsbatch.cluster._options import ALLOCATOR_ENVIRONMENT, ClusterOptions
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import ClusterError, EelsbatchError
 
 def local_core_count() -> int:
     """Cores this process may run on (the affinity mask, not the machine's total)."""
@@ -54,7 +54,7 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 
 def _slurm_cluster(options: ClusterOptions):
     if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        raise EelsbatchError(None, "--cluster slurm: SLURM is not installed here (no sbatch/squeue on PATH)")
+        raise ClusterError(None, "--cluster slurm: SLURM is not installed here (no sbatch/squeue on PATH)")
     from eelsbatch.cluster._slurm import slurm_cluster  # dask-jobqueue: only for SLURM
 
     return slurm_cluster(options)
@@ -79,7 +79,7 @@ def open_client(options: ClusterOptions | None = None) -> Iterator[Client]:
         try:
             client = Client(options.scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as error:
-            raise EelsbatchError(options.scheduler, f"cannot reach the Dask scheduler ({error.__class__.__name__})") from None
+            raise ClusterError(options.scheduler, f"cannot reach the Dask scheduler ({error.__class__.__name__})") from None
         with client:
             yield client
         return

@@ -8,7 +8,7 @@ from typing import Literal
 
 import yaml
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import ClusterError
 
 ClusterKind = Literal["local", "slurm"]
 
@@ -78,10 +78,10 @@ class ClusterOptions:
         try:
             values = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as error:
-            raise EelsbatchError(path, f"cannot read cluster configuration ({error.__class__.__name__})") from None
+            raise ClusterError(path, f"cannot read cluster configuration ({error.__class__.__name__})") from None
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise EelsbatchError(path, f"unknown cluster option(s): {', '.join(unknown)}")
+            raise ClusterError(path, f"unknown cluster option(s): {', '.join(unknown)}")
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)

@@ -10,7 +10,7 @@ from importlib.resources import files
 
 import numpy as np
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, InputError
 
 # Edge families that carry most of the core-loss signal and that microscopists map with; the
 # minor shells (L1, M1, M2,3, N1, N2,3, ...) are in the table too but are weak or broad.
@@ -89,7 +89,7 @@ def edges_of(element: str) -> list[Edge]:
     """
     found = [edge for edge in load_edge_table() if edge.element == element]
     if not found:
-        raise EelsbatchError(None, f"unknown element {element!r}: no core-loss edge between 50 and 3000 eV in the table")
+        raise InputError(None, f"unknown element {element!r}: no core-loss edge between 50 and 3000 eV in the table")
     return found
 
 
@@ -105,5 +105,5 @@ def onset(element: str, edge: str) -> float:
     """
     matches = [e.onset_eV for e in edges_of(element) if edge in (e.edge, e.family)]
     if not matches:
-        raise EelsbatchError(None, f"{element} has no {edge} edge between 50 and 3000 eV")
+        raise InputError(None, f"{element} has no {edge} edge between 50 and 3000 eV")
     return min(matches)

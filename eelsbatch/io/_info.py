@@ -6,7 +6,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import InputError
 from eelsbatch.io._reader import list_signals, open_spectrum_image
 from eelsbatch.io._store import COMPLETE_ATTR, KIND_ATTR, _group
 from eelsbatch.readout import SECTOR_STARTS_ATTR
@@ -47,7 +47,7 @@ def describe(path: str | Path) -> str:
     """
     path = Path(path)
     if not path.exists():
-        raise EelsbatchError(path, "no such file or store")
+        raise InputError(path, "no such file or store")
     if path.is_dir():
         attrs = dict(_group(path, "r").attrs)
         complete = bool(attrs.get(COMPLETE_ATTR, False))

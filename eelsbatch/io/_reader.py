@@ -17,7 +17,7 @@ import numpy as np
 import rsciio
 import xarray as xr
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, InputError
 
 ENERGY_UNITS_TO_EV = {"ev": 1.0, "kev": 1000.0}
 LOW_LOSS_LIMIT_EV = 50.0
@@ -140,12 +140,12 @@ def _read_signals(path: Path) -> list[dict[str, Any]]:
     order, and only where none reads the file is it refused, with every plugin's reason.
     """
     if not path.exists():
-        raise EelsbatchError(path, "no such file")
+        raise InputError(path, "no such file")
     if path.is_dir():
-        raise EelsbatchError(path, "is a folder, not an instrument file or an eelsbatch store")
+        raise InputError(path, "is a folder, not an instrument file or an eelsbatch store")
     plugins = _plugins_for(path)
     if not plugins:
-        raise EelsbatchError(path, f"unsupported file extension {path.suffix!r} (no RosettaSciIO reader for it)")
+        raise InputError(path, f"unsupported file extension {path.suffix!r} (no RosettaSciIO reader for it)")
     problems = []
     for plugin in plugins:
         try:
@@ -154,7 +154,7 @@ def _read_signals(path: Path) -> list[dict[str, Any]]:
             problems.append(f"{plugin['name']}: {failure}")
     names = [plugin["name"] for plugin in plugins]
     formats = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-    raise EelsbatchError(path, f"cannot be read as {formats}: another format, truncated or corrupt ({'; '.join(problems)})")
+    raise InputError(path, f"cannot be read as {formats}: another format, truncated or corrupt ({'; '.join(problems)})")
 
 
 def _energy_axis_index(axes: list[dict[str, Any]]) -> int | None:
@@ -219,9 +219,9 @@ def _choose_signal(path: Path, signals: list[dict[str, Any]], signal: str | int 
             s.index for s in summaries if s.title == text
         ]
         if not matches:
-            raise EelsbatchError(path, f"no signal {text!r}; signals are {listing}")
+            raise InputError(path, f"no signal {text!r}; signals are {listing}")
         if len(matches) > 1:
-            raise EelsbatchError(path, f"several signals are titled {text!r}; choose by index: {listing}")
+            raise InputError(path, f"several signals are titled {text!r}; choose by index: {listing}")
         return matches[0]
     eels = [s for s in summaries if s.is_eels]
     # No usable EELS signal, but one typed EELS or a spectrum that is not X-ray data: say what is wrong with it (its
@@ -232,7 +232,7 @@ def _choose_signal(path: Path, signals: list[dict[str, Any]], signal: str | int 
     if not eels and unusable:
         signal_to_dataarray(path, signals[unusable[0]], unusable[0])
     if not eels:
-        raise EelsbatchError(path, f"holds no EELS spectrum (image-only or X-ray data); signals are {listing}")
+        raise InputError(path, f"holds no EELS spectrum (image-only or X-ray data); signals are {listing}")
     # Several EELS signals (DualEELS, several ranges): default to the core-loss one starting lowest,
     # which holds the most edges.
     core_loss = [s for s in eels if s.energy_range_eV[0] >= LOW_LOSS_LIMIT_EV]
@@ -283,18 +283,18 @@ def signal_to_dataarray(path: Path, signal: dict[str, Any], index: int) -> xr.Da
     title = str(signal.get("metadata", {}).get("General", {}).get("title", ""))
     if energy_index is None:
         units = sorted({str(axis.get("units") or "none") for axis in axes})
-        raise EelsbatchError(
+        raise InputError(
             path, f"signal {index} ({title or 'untitled'}) has no energy axis in eV (axis units: {', '.join(units)})"
         )
     energy_axis = axes[energy_index]
     factor = ENERGY_UNITS_TO_EV[str(energy_axis["units"]).strip().lower()]
     energy = _axis_values(energy_axis) * factor
     if energy.size < MIN_CHANNELS:
-        raise EelsbatchError(
+        raise InputError(
             path, f"signal {index} ({title or 'untitled'}): energy axis has {energy.size} channel(s); at least {MIN_CHANNELS} needed"
         )
     if not np.all(np.diff(energy) > 0):
-        raise EelsbatchError(path, f"signal {index}: the energy axis is not monotonically increasing")
+        raise InputError(path, f"signal {index}: the energy axis is not monotonically increasing")
     names = _dim_names(path, axes, energy_index)
     coords: dict[str, Any] = {"energy": ("energy", energy, {"units": "eV", "long_name": "energy loss"})}
     for name, axis in zip(names, axes):

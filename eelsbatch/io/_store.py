@@ -22,7 +22,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from eelsbatch import __version__
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, StoreError
 
 if TYPE_CHECKING:  # importing distributed costs ~0.25 s at every convert start
     from distributed import Client
@@ -40,7 +40,7 @@ def _group(path: Path, mode: str) -> zarr.Group:
     try:
         return zarr.open_group(str(path), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, OSError):
-        raise EelsbatchError(path, "is not a Zarr store") from None
+        raise StoreError(path, "is not a Zarr store") from None
 
 
 def mark_complete(path: str | Path) -> None:
@@ -96,16 +96,16 @@ def open_store(path: str | Path, kind: str = "spectrum_image") -> xr.Dataset:
     """
     path = Path(path)
     if not path.exists():
-        raise EelsbatchError(path, "no such store")
+        raise StoreError(path, "no such store")
     attrs = _group(path, "r").attrs
     if not attrs.get(COMPLETE_ATTR, False):
-        raise EelsbatchError(path, "store is not complete (interrupted or still being written)")
+        raise StoreError(path, "store is not complete (interrupted or still being written)")
     if kind is not None and attrs.get(KIND_ATTR) != kind:
-        raise EelsbatchError(path, f"is not a {kind.replace('_', ' ')} store (it holds {attrs.get(KIND_ATTR, 'unknown data')})")
+        raise StoreError(path, f"is not a {kind.replace('_', ' ')} store (it holds {attrs.get(KIND_ATTR, 'unknown data')})")
     dataset = xr.open_zarr(str(path), consolidated=False)
     if kind == "spectrum_image":
         if "counts" not in dataset or "energy" not in dataset["counts"].dims or "energy" not in dataset.coords:
-            raise EelsbatchError(path, "is not a spectrum image: no 'counts' variable with an 'energy' coordinate")
+            raise StoreError(path, "is not a spectrum image: no 'counts' variable with an 'energy' coordinate")
     return dataset
 
 
@@ -128,10 +128,10 @@ def _refuse_to_replace(path: Path) -> None:
     target should be replaced is the user's call.
     """
     if path.is_symlink():
-        raise EelsbatchError(path, "exists and is a symbolic link; refusing to replace it")
+        raise StoreError(path, "exists and is a symbolic link; refusing to replace it")
     if path.is_dir() and (is_eelsbatch_store(path) or not any(path.iterdir())):
         return
-    raise EelsbatchError(path, "exists and is not an eelsbatch store; refusing to replace it")
+    raise StoreError(path, "exists and is not an eelsbatch store; refusing to replace it")
 
 
 def remove_store(path: str | Path) -> None:
@@ -153,17 +153,17 @@ def prepare_output(path: Path, overwrite: bool) -> None:
     folder that cannot be written."""
     if path.exists() or path.is_symlink():
         if not overwrite:
-            raise EelsbatchError(path, "output exists (use --overwrite to replace it)")
+            raise StoreError(path, "output exists (use --overwrite to replace it)")
         _refuse_to_replace(path)
     parent = path.parent
     if not parent.is_dir():
-        raise EelsbatchError(path, "cannot write output: its parent folder does not exist")
+        raise StoreError(path, "cannot write output: its parent folder does not exist")
     probe = parent / f".{path.name}.probe-{uuid.uuid4().hex}"
     try:
         probe.mkdir()
         probe.rmdir()
     except OSError as error:
-        raise EelsbatchError(path, f"cannot write output ({error.strerror or error.__class__.__name__})") from None
+        raise StoreError(path, f"cannot write output ({error.strerror or error.__class__.__name__})") from None
 
 
 def navigation_chunks(
@@ -183,7 +183,7 @@ def navigation_chunks(
     nav = [dim for dim in counts.dims if dim != "energy"]
     if chunks is not None:
         if len(chunks) != len(nav) or any(size < 1 for size in chunks):
-            raise EelsbatchError(None, f"--chunks needs {len(nav)} positive sizes for dims {', '.join(nav) or '(none)'}")
+            raise StoreError(None, f"--chunks needs {len(nav)} positive sizes for dims {', '.join(nav) or '(none)'}")
         return {**dict(zip(nav, chunks)), "energy": counts.sizes["energy"]}
     normalized = da.core.normalize_chunks(
         ("auto",) * len(nav) + (-1,), counts.shape, limit=target_bytes, dtype=counts.dtype
@@ -325,5 +325,5 @@ def write_store(
     except Exception as error:  # a reader failing mid-stream: a corrupt or truncated input
         source = attrs.get("source_file", output)
         reason = str(error).splitlines()[0] if str(error) else ""
-        raise EelsbatchError(source, f"conversion failed while reading ({error.__class__.__name__}: {reason})") from None
+        raise StoreError(source, f"conversion failed while reading ({error.__class__.__name__}: {reason})") from None
     return output

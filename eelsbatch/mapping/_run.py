@@ -15,7 +15,7 @@ import zarr
 from distributed import Client, as_completed
 from tqdm import tqdm
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, InputError, StoreError
 from eelsbatch.io import is_complete, open_spectrum_image, open_store, prepare_output, remove_store, store_id, write_store
 from eelsbatch.mapping._alternatives import describe_found, found_alternatives
 from eelsbatch.mapping._chunk import ModelPlugin, finish_chunk, map_chunk
@@ -94,7 +94,7 @@ def input_store_for(source: Path, output: Path, resume: bool = False) -> Path:
     if source.is_dir():
         return source
     if not source.is_file():
-        raise EelsbatchError(source, "no such file or store")
+        raise InputError(source, "no such file or store")
     converted = output.with_name(output.name + ".input.zarr")
     identity = source_identity(source)
     if is_complete(converted):
@@ -102,7 +102,7 @@ def input_store_for(source: Path, output: Path, resume: bool = False) -> Path:
         if recorded == identity:
             return converted
         if resume:
-            raise EelsbatchError(source, f"cannot resume: {converted.name} was converted from another file or an "
+            raise StoreError(source, f"cannot resume: {converted.name} was converted from another file or an "
                                  "earlier version of this one (use --overwrite to start again)")
     counts = open_spectrum_image(source)
     counts.attrs[SOURCE_IDENTITY_ATTR] = identity
@@ -176,20 +176,20 @@ def prepare_map(
     try:
         sector_starts = chosen_sector_starts(sector_starts, dataset.attrs.get(SECTOR_STARTS_ATTR), energy.size)
     except ValueError as error:
-        raise EelsbatchError(source, str(error)) from None
+        raise InputError(source, str(error)) from None
     try:
         recogniser.inputs(np.ones((1, energy.size), np.float32), energy)  # refuses a window off the model grid
     except EelsbatchError as error:
-        raise EelsbatchError(source, error.problem) from None
+        raise InputError(source, error.problem) from None
     identity = store_id(store)
     if resuming and not is_complete(output):
         attrs = zarr.open_group(str(output), mode="r").attrs
         same_input = attrs.get("input_store") == str(store.resolve()) and attrs.get("input_store_id", "") == (identity or "")
         if attrs.get("model_sha256") != recogniser.sha256 or not same_input:
-            raise EelsbatchError(output, "cannot resume: it was started with another input or model (use --overwrite)")
+            raise StoreError(output, "cannot resume: it was started with another input or model (use --overwrite)")
         begun = json.loads(attrs.get("parameters", "{}"))
         if (begun.get("expect", []), begun.get("exclude", [])) != (expect, exclude):
-            raise EelsbatchError(output, "cannot resume: it was started with other expected or excluded elements "
+            raise StoreError(output, "cannot resume: it was started with other expected or excluded elements "
                                  "(use --overwrite)")
     windows = default_windows(energy, recogniser.elements)
     return MapPlan(source, output, model_path, recogniser, store, identity, energy, counts, threshold, sector_starts,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import InputError
 from eelsbatch.readout import boundary_channels
 
 
@@ -106,7 +106,7 @@ class ModelGrid:
     def check_coverage(self, mask: np.ndarray) -> None:
         """Refuse spectra whose window covers fewer than ``MIN_VALID_CELLS`` grid cells."""
         if np.any(mask.sum(axis=1) < MIN_VALID_CELLS):
-            raise EelsbatchError(
+            raise InputError(
                 None, f"the spectrum's energy window covers fewer than {MIN_VALID_CELLS} cells of the model grid "
                 f"({self.start_eV:g}-{self.stop_eV:g} eV)"
             )

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from eelsbatch.acquisition import DISPERSION_RANGE_EV
 from eelsbatch.edges import coincident_elements
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, InputError, ModelError
 from eelsbatch.model._decision import report
 from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
@@ -137,7 +137,7 @@ class Recogniser:
     def _checked_energy(self, energy: np.ndarray) -> np.ndarray:
         energy = np.asarray(energy, dtype=np.float64)
         if energy.max() < self.grid.start_eV or energy.min() > self.grid.stop_eV:
-            raise EelsbatchError(
+            raise InputError(
                 None, f"energy window {energy.min():.0f}-{energy.max():.0f} eV misses the model grid "
                 f"({self.grid.start_eV:g}-{self.grid.stop_eV:g} eV)"
             )
@@ -281,14 +281,14 @@ def load_recogniser(folder: str | Path) -> Recogniser:
     folder = Path(folder)
     weights, config_file = folder / WEIGHTS, folder / CONFIG
     if not weights.is_file() or not config_file.is_file():
-        raise EelsbatchError(folder, f"no model here (expected {WEIGHTS} and {CONFIG})")
+        raise ModelError(folder, f"no model here (expected {WEIGHTS} and {CONFIG})")
     try:
         config = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise EelsbatchError(config_file, "model configuration is corrupt (not JSON)") from None
+        raise ModelError(config_file, "model configuration is corrupt (not JSON)") from None
     version = config.get("format_version")
     if version not in READABLE_VERSIONS:
-        raise EelsbatchError(config_file, f"model format version {version!r}; this eelsbatch reads versions "
+        raise ModelError(config_file, f"model format version {version!r}; this eelsbatch reads versions "
                              f"{', '.join(map(str, READABLE_VERSIONS))}")
     architecture = config["architecture"]
     grid = ModelGrid(**{key: value for key, value in config["grid"].items() if key != "spacing"})
@@ -298,15 +298,15 @@ def load_recogniser(folder: str | Path) -> Recogniser:
                                 evidence=architecture["evidence"], input_channels=architecture.get("inputs", 2),
                                 families=architecture.get("families", len(FAMILIES)))
     except (KeyError, TypeError, ValueError) as error:
-        raise EelsbatchError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
+        raise ModelError(config_file, f"model configuration does not describe this network ({error.__class__.__name__}: {error})") from None
     sha256 = _sha256(weights)
     # Flipped bits can leave a file safetensors still parses, whose nonsense only shows later in the workers.
     if WEIGHTS_SHA256 in config and config[WEIGHTS_SHA256] != sha256:
-        raise EelsbatchError(weights, "model weights do not match the SHA-256 recorded in config.json (corrupt or altered)")
+        raise ModelError(weights, "model weights do not match the SHA-256 recorded in config.json (corrupt or altered)")
     try:
         network.load_state_dict(load_file(str(weights)))
     except (SafetensorError, RuntimeError, OSError) as error:
-        raise EelsbatchError(weights, f"model weights are corrupt or do not match the configuration ({error.__class__.__name__})") from None
+        raise ModelError(weights, f"model weights are corrupt or do not match the configuration ({error.__class__.__name__})") from None
     known = {"format_version", "name", "elements", "grid", "normalisation", "architecture", "temperature", "threshold",
              WEIGHTS_SHA256}
     return Recogniser(

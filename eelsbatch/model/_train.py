@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import EelsbatchError, InputError
 from eelsbatch.model._data import Batch, ShuffledChunks, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
@@ -61,14 +61,14 @@ def initial_network(elements: list[str], grid: ModelGrid, init_from: str | Path 
         return EdgeNet.build(elements, grid, **(sizes or {}))
     start = load_recogniser(init_from)
     if start.elements != elements or start.grid != grid:
-        raise EelsbatchError(init_from, "this model has other elements or another energy grid than the training")
+        raise InputError(init_from, "this model has other elements or another energy grid than the training")
     wanted = {**start.network.sizes, **(sizes or {})}
     if wanted == start.network.sizes:
         return start.network
     try:
         return widen(start.network, EdgeNet.build(elements, grid, **wanted))
     except ValueError as error:
-        raise EelsbatchError(init_from, str(error)) from None
+        raise InputError(init_from, str(error)) from None
 
 
 def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

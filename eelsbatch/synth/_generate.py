@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from eelsbatch.edges import edges_of
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import InputError
 from eelsbatch.synth._elements import ELEMENTS
 from eelsbatch.synth._forward import DEFAULT_QUALITY, Quality, simulate
 
@@ -58,7 +58,7 @@ def generate(
         ``detectable``, ``snr``, ``observer_z``, ``jump_ratio`` (n, len(pool)), and the scalar parameters (n,).
     """
     if n < 1:
-        raise EelsbatchError(None, f"--n must be a positive number of spectra, not {n}")
+        raise InputError(None, f"the number of spectra must be positive, not {n}")
     samples = [
         simulate(np.random.default_rng([seed, start + i]), channels, composition, window, quality, pool)
         for i in range(n)

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 from distributed import Client
 
-from eelsbatch.errors import EelsbatchError
+from eelsbatch.errors import InputError
 from eelsbatch.io import write_store
 from eelsbatch.synth._forward import STRONG, major_onsets, simulate
 
@@ -51,7 +51,7 @@ def check_window(window: tuple[float, float], channels: int) -> None:
     """Refuse an energy grid that misses the edge table's 50 to 3000 eV."""
     offset, dispersion = window
     if dispersion <= 0 or offset + channels * dispersion < 50.0 or offset > 3000.0:
-        raise EelsbatchError(
+        raise InputError(
             None, f"energy grid {offset:g} to {offset + channels * dispersion:g} eV lies outside the edge table's 50-3000 eV"
         )
 
@@ -70,7 +70,7 @@ def spectrum_image(
         (element, y, x) bool: the element is in the pixel's phase and has a major edge in the window.
     """
     if structure not in STRUCTURES:
-        raise EelsbatchError(None, f"unknown structure {structure!r}; choose from {', '.join(STRUCTURES)}")
+        raise InputError(None, f"unknown structure {structure!r}; choose from {', '.join(STRUCTURES)}")
     check_window(window, channels)
     phases = phase_map(structure, shape, seed)
     offset, dispersion = window
