@@ -8,14 +8,8 @@ The API imports neither torch nor Dask's distributed until a model is loaded or 
 line starts fast; importing it registers the ``.eels`` accessor of xarray DataArrays.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("eelsbatch")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
-from eelsbatch._api import as_spectra, identify, load_model, open, to_hyperspy  # noqa: E402 - after __version__
-from eelsbatch.errors import EelsbatchError  # noqa: E402
+from eelsbatch._api import as_spectra, identify, load_model, open, to_hyperspy
+from eelsbatch._version import __version__
+from eelsbatch.errors import EelsbatchError
 
 __all__ = ["EelsbatchError", "__version__", "as_spectra", "identify", "load_model", "open", "to_hyperspy"]

@@ -44,8 +44,6 @@ def imports(name: str) -> set[str]:
             base = node.module or ""
             if node.level:
                 base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [node.module])])
-            if base == "eelsbatch" and [alias.name for alias in node.names] == ["__version__"]:
-                continue  # set in eelsbatch/__init__.py before its first import: read, not an import of its API
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
     return {module for module in found if module in MODULES and module != name}

@@ -312,13 +312,13 @@ def dead_controller(tmp_path: Path) -> Path:
 
 
 BAD_REQUESTS = {
-    "unknown-partition": (["--queue", "no-such-partition"], "--queue no-such-partition: no such SLURM partition (partitions here: "),
-    "walltime-too-short": (["--walltime", "00:01:00"], "--walltime 00:01:00 is too short"),
-    "walltime-over-maxtime": (["--walltime", "400-00:00:00"], "--walltime 400-00:00:00 exceeds the MaxTime of partition"),
-    "walltime-not-a-time": (["--walltime", "soon"], "--walltime 'soon' is not a SLURM time"),
-    "memory": (["--memory", "100TB"], "--memory 100TB: the nodes of partition"),
-    "cores": (["--cores", "4096"], "--cores 4096: the nodes of partition"),
-    "gpus": (["--gpus-per-job", "64", "--cores", "1"], "--gpus-per-job 64: the nodes of partition"),
+    "unknown-partition": (["--queue", "no-such-partition"], "queue no-such-partition: no such SLURM partition (partitions here: "),
+    "walltime-too-short": (["--walltime", "00:01:00"], "walltime 00:01:00 is too short"),
+    "walltime-over-maxtime": (["--walltime", "400-00:00:00"], "walltime 400-00:00:00 exceeds the MaxTime of partition"),
+    "walltime-not-a-time": (["--walltime", "soon"], "walltime 'soon' is not a SLURM time"),
+    "memory": (["--memory", "100TB"], "memory 100TB: the nodes of partition"),
+    "cores": (["--cores", "4096"], "cores 4096: the nodes of partition"),
+    "gpus": (["--gpus-per-job", "64", "--cores", "1"], "gpus_per_job 64: the nodes of partition"),
     "controller-unreachable": (["unreachable"], "SLURM does not answer (sinfo: "),
 }
 CASES = [(command, name) for command in ("map", "synth") for name in BAD_REQUESTS]
@@ -345,7 +345,7 @@ def test_bad_slurm_requests_are_one_line_errors_with_no_job_and_no_output(
 def test_a_worker_job_whose_python_cannot_start_is_one_error_and_leaves_no_job(partition: Partition, no_leftover_jobs: None) -> None:
     options = ClusterOptions(cluster="slurm", queue=partition.name, jobs=2, job_extra=["--export=ALL,PYTHONHOME=/no/such/python"], **QUICK)
     started = time.monotonic()
-    with pytest.raises(EelsbatchError, match=r"--cluster slurm: SLURM job \d+ ended before its worker connected") as raised:
+    with pytest.raises(EelsbatchError, match=r"SLURM job \d+ ended before its worker connected") as raised:
         with open_client(options):
             pass
     assert "\n" not in str(raised.value)

@@ -19,7 +19,7 @@ WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 def test_walltimes_are_read_in_every_slurm_format() -> None:
     texts = ("90", "2:30", "01:00:00", "1-0", "1-02:03", "1-02:03:04")
     assert [parse_walltime(text) for text in texts] == [5400, 150, 3600, 86400, 93780, 93784]
-    with pytest.raises(EelsbatchError, match="--walltime '1h' is not a SLURM time"):
+    with pytest.raises(EelsbatchError, match="walltime '1h' is not a SLURM time"):
         parse_walltime("1h")
 
 

@@ -54,7 +54,7 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 
 def _slurm_cluster(options: ClusterOptions):
     if shutil.which("sbatch") is None or shutil.which("squeue") is None:
-        raise ClusterError(None, "--cluster slurm: SLURM is not installed here (no sbatch/squeue on PATH)")
+        raise ClusterError(None, "SLURM is not installed here (no sbatch/squeue on PATH)")
     from eelsbatch.cluster._slurm import slurm_cluster  # dask-jobqueue: only for SLURM
 
     return slurm_cluster(options)

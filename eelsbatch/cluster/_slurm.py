@@ -71,7 +71,7 @@ def parse_walltime(text: str) -> int:
     """
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", str(text).strip())
     if match is None:
-        raise ClusterError(None, f"--walltime {text!r} is not a SLURM time (HH:MM:SS or D-HH:MM:SS)")
+        raise ClusterError(None, f"walltime {text!r} is not a SLURM time (HH:MM:SS or D-HH:MM:SS)")
     days, *parts = match.groups()
     values = [int(part) for part in parts if part is not None]
     if days is not None:  # D-HH[:MM[:SS]]
@@ -89,12 +89,12 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> str:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT_S, env=env)
     except FileNotFoundError:
-        raise ClusterError(None, f"--cluster slurm: SLURM is not installed here (no {command[0]} on PATH)") from None
+        raise ClusterError(None, f"SLURM is not installed here (no {command[0]} on PATH)") from None
     except subprocess.TimeoutExpired:
-        raise ClusterError(None, f"--cluster slurm: SLURM does not answer ({command[0]} took over {_COMMAND_TIMEOUT_S} s)") from None
+        raise ClusterError(None, f"SLURM does not answer ({command[0]} took over {_COMMAND_TIMEOUT_S} s)") from None
     if done.returncode != 0:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()] or [f"exit code {done.returncode}"]
-        raise ClusterError(None, f"--cluster slurm: SLURM does not answer ({command[0]}: {lines[-1]})")
+        raise ClusterError(None, f"SLURM does not answer ({command[0]}: {lines[-1]})")
     return done.stdout
 
 
@@ -115,10 +115,10 @@ def read_partition(name: str | None) -> Partition:
     names = sorted({row[0].rstrip("*") for row in rows})
     wanted = name or next((row[0].rstrip("*") for row in rows if row[0].endswith("*")), None)
     if wanted is None:
-        raise ClusterError(None, f"--cluster slurm: this SLURM has no default partition; choose one with --queue ({', '.join(names)})")
+        raise ClusterError(None, f"this SLURM has no default partition; choose one as the queue ({', '.join(names)})")
     mine = [row for row in rows if row[0].rstrip("*") == wanted]
     if not mine:
-        raise ClusterError(None, f"--queue {wanted}: no such SLURM partition (partitions here: {', '.join(names) or 'none'})")
+        raise ClusterError(None, f"queue {wanted}: no such SLURM partition (partitions here: {', '.join(names) or 'none'})")
     limit = mine[0][1]
     nodes = _run(["scontrol", "show", "hostnames", ",".join(row[5] for row in mine)]).split()
     return Partition(
@@ -144,25 +144,25 @@ def check_request(options: ClusterOptions, partition: Partition) -> None:
 
     seconds = parse_walltime(options.walltime)
     if seconds < MIN_WALLTIME_S:
-        raise ClusterError(None, f"--walltime {options.walltime} is too short: a worker job needs at least {format_time(MIN_WALLTIME_S)} to start and do work")
+        raise ClusterError(None, f"walltime {options.walltime} is too short: a worker job needs at least {format_time(MIN_WALLTIME_S)} to start and do work")
     if partition.max_walltime_s is not None and seconds > partition.max_walltime_s:
-        raise ClusterError(None, f"--walltime {options.walltime} exceeds the MaxTime of partition {partition.name} ({format_time(partition.max_walltime_s)})")
+        raise ClusterError(None, f"walltime {options.walltime} exceeds the MaxTime of partition {partition.name} ({format_time(partition.max_walltime_s)})")
     if options.jobs < 1 or options.cores < 1:
-        raise ClusterError(None, f"--jobs and --cores must be at least 1 (got {options.jobs} and {options.cores})")
+        raise ClusterError(None, f"jobs and cores must be at least 1 (got {options.jobs} and {options.cores})")
     if options.cores > partition.cpus:
-        raise ClusterError(None, f"--cores {options.cores}: the nodes of partition {partition.name} have at most {partition.cpus} CPUs")
+        raise ClusterError(None, f"cores {options.cores}: the nodes of partition {partition.name} have at most {partition.cpus} CPUs")
     try:
         memory = parse_bytes(options.memory)
     except (ValueError, TypeError):
-        raise ClusterError(None, f"--memory {options.memory!r} is not an amount of memory (e.g. 16GB)") from None
+        raise ClusterError(None, f"memory {options.memory!r} is not an amount of memory (e.g. 16GB)") from None
     if memory > partition.memory_mb * 2**20:
-        raise ClusterError(None, f"--memory {options.memory}: the nodes of partition {partition.name} have at most {partition.memory_mb} MB")
+        raise ClusterError(None, f"memory {options.memory}: the nodes of partition {partition.name} have at most {partition.memory_mb} MB")
     if options.gpus_per_job < 0:
-        raise ClusterError(None, f"--gpus-per-job must be 0 or more, not {options.gpus_per_job}")
+        raise ClusterError(None, f"gpus_per_job must be 0 or more, not {options.gpus_per_job}")
     if options.gpus_per_job > partition.gpus:
-        raise ClusterError(None, f"--gpus-per-job {options.gpus_per_job}: the nodes of partition {partition.name} have at most {partition.gpus} GPUs")
+        raise ClusterError(None, f"gpus_per_job {options.gpus_per_job}: the nodes of partition {partition.name} have at most {partition.gpus} GPUs")
     if options.gpus_per_job > options.cores:
-        raise ClusterError(None, f"--gpus-per-job {options.gpus_per_job} needs at least as many --cores (one per GPU worker), not {options.cores}")
+        raise ClusterError(None, f"gpus_per_job {options.gpus_per_job} needs at least as many cores (one per GPU worker), not {options.cores}")
 
 
 def _on_this_host(nodes: tuple[str, ...]) -> bool:
@@ -334,11 +334,11 @@ def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_
         submitted = submitted or bool(ids)
         gone = sorted(known - set(ids)) if ids is not None else []  # squeue not answering says nothing about the jobs
         if submitted and gone:
-            raise ClusterError(None, f"--cluster slurm: SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
+            raise ClusterError(None, f"SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
         if time.monotonic() > deadline:
             state = ("squeue not answering" if ids is None else "still queued" if ids else
                      "never seen in squeue" if not submitted else "ended")
-            raise ClusterError(None, f"--cluster slurm: {expected} worker(s) did not connect within {timeout:.0f} s (jobs {state}; logs in {log_directory})")
+            raise ClusterError(None, f"SLURM: {expected} worker(s) did not connect within {timeout:.0f} s (jobs {state}; logs in {log_directory})")
         time.sleep(0.5)
 
 

@@ -21,7 +21,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from eelsbatch import __version__
+from eelsbatch._version import __version__
 from eelsbatch.errors import EelsbatchError, StoreError
 
 if TYPE_CHECKING:  # importing distributed costs ~0.25 s at every convert start
@@ -183,7 +183,7 @@ def navigation_chunks(
     nav = [dim for dim in counts.dims if dim != "energy"]
     if chunks is not None:
         if len(chunks) != len(nav) or any(size < 1 for size in chunks):
-            raise StoreError(None, f"--chunks needs {len(nav)} positive sizes for dims {', '.join(nav) or '(none)'}")
+            raise StoreError(None, f"chunks needs {len(nav)} positive sizes for dims {', '.join(nav) or '(none)'}")
         return {**dict(zip(nav, chunks)), "energy": counts.sizes["energy"]}
     normalized = da.core.normalize_chunks(
         ("auto",) * len(nav) + (-1,), counts.shape, limit=target_bytes, dtype=counts.dtype

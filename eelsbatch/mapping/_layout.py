@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from eelsbatch import __version__
+from eelsbatch._version import __version__
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, mark_complete
 
 PROGRESS = "progress"  # the sub-group of the run's bookkeeping

@@ -78,6 +78,7 @@ class Quality:
     sector_probability: float = 0.1
     cropped_probability: float = 0.0  # of the spectra read out through several ports: saved cropped, steps off the equal shares
     dispersion_range: tuple[float, float] = DISPERSION_RANGE_EV  # eV/ch, drawn log-uniform
+    background_exponent: tuple[float, float] = (2.0, 5.0)  # r of the power-law background A E^-r, drawn uniform
 
 
 DEFAULT_QUALITY = Quality()
@@ -279,7 +280,7 @@ def simulate(
     energy = start + energy_shift + true_dispersion * np.arange(-pad, channels)
     energy = np.maximum(energy, 1.0)
     window_low, window_high = energy[pad], energy[-1]
-    exponent, dose = rng.uniform(2.0, 5.0), 10 ** rng.uniform(*quality.log_dose)
+    exponent, dose = rng.uniform(*quality.background_exponent), 10 ** rng.uniform(*quality.log_dose)
     background = dose * (energy / window_low) ** -exponent
     core = background.copy()
     present = np.zeros(len(pool), bool)

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 from distributed import Client
 
-from eelsbatch import __version__
+from eelsbatch._version import __version__
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, atomic_store
 from eelsbatch.synth._elements import ELEMENTS
