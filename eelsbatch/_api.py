@@ -115,7 +115,7 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
         dask-backed data: the recognition per block, the classic maps after the elements found over all pixels.
     """
     from eelsbatch.mapping._kernel import found_elements, found_windows, intensity_block, recognise_block
-    from eelsbatch.model._priors import check_elements, prior_odds
+    from eelsbatch.model._priors import analyst_priors
     from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
 
     spectra = as_spectra(data, energy)
@@ -128,7 +128,7 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
         raise InputError(None, str(error)) from None
     recogniser.inputs(np.ones((1, axis.size), np.float32), axis)  # a window off the model grid: one clear error
     elements = recogniser.elements
-    odds = prior_odds(elements, check_elements(expect, elements, "expect"), check_elements(exclude, elements, "exclude"))
+    expect, exclude, odds = analyst_priors(elements, expect, exclude)
     if spectra.chunks is not None:  # whole spectra in each block: the kernel reads along energy
         spectra = spectra.chunk({ENERGY: -1})
 
@@ -161,8 +161,7 @@ def identify(data: Any, model: Recogniser | str | Path | None = None, energy: Se
     maps["onset_energy"].attrs["units"] = "eV"
     maps["edge_intensity"].attrs["units"] = "counts"
     maps.attrs = {"model_name": recogniser.name, "model_sha256": recogniser.sha256, "threshold": threshold,
-                  "expect": list(check_elements(expect, elements, "expect")),
-                  "exclude": list(check_elements(exclude, elements, "exclude"))}
+                  "expect": expect, "exclude": exclude}
     if warning := recogniser.acquisition_warning(axis):
         maps.attrs["warning"] = warning
     return maps

@@ -175,7 +175,7 @@ def synth(
     if dispersion_range is not None:
         shares["dispersion_range"] = _parse_range(dispersion_range, "--dispersion-range")
     quality = dataclasses.replace(DEFAULT_QUALITY, **shares)
-    composition = check_elements([e.strip() for e in elements.split(",") if e.strip()]) if elements else None
+    composition = check_elements(_listed(elements)) if elements else None
     window = None
     if energy_offset is not None or dispersion is not None or spectrum_image:
         window = (DEFAULT_WINDOW[0] if energy_offset is None else energy_offset, DEFAULT_WINDOW[1] if dispersion is None else dispersion)
@@ -389,11 +389,10 @@ def _listed(text: str | None) -> list[str]:
 
 
 def _prior_odds(elements: list[str], expect: str | None, exclude: str | None):
-    """The odds factors of ``--expect`` and ``--exclude`` (:func:`eelsbatch.model._priors.prior_odds`), or None."""
-    from eelsbatch.model._priors import check_elements, prior_odds
+    """The odds factors of ``--expect`` and ``--exclude`` (:func:`eelsbatch.model._priors.analyst_priors`), or None."""
+    from eelsbatch.model._priors import analyst_priors
 
-    return prior_odds(elements, check_elements(_listed(expect), elements, "--expect"),
-                      check_elements(_listed(exclude), elements, "--exclude"))
+    return analyst_priors(elements, _listed(expect), _listed(exclude))[2]
 
 
 def _parse_range(text: str, option: str) -> tuple[float, float]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from eelsbatch.errors import InputError
-from eelsbatch.model._priors import EXCLUDE_ODDS, check_elements, prior_odds, with_priors
+from eelsbatch.model._priors import EXCLUDE_ODDS, model_elements, prior_odds, with_priors
 
 
 def test_priors_change_the_odds_and_filter_nothing() -> None:
@@ -27,9 +27,9 @@ def test_priors_change_the_odds_and_filter_nothing() -> None:
 
 
 def test_unknown_or_contradictory_elements_are_refused() -> None:
-    assert check_elements(["fe", " O", "Fe"], ["O", "Fe"], "expect") == ["Fe", "O"]
+    assert model_elements(["fe", " O", "Fe"], ["O", "Fe"], "expect") == ["Fe", "O"]
     with pytest.raises(InputError, match="unknown element 'Xx'"):
-        check_elements(["Xx"], ["O", "Fe"], "expect")
+        model_elements(["Xx"], ["O", "Fe"], "expect")
     with pytest.raises(InputError, match="both expected and excluded"):
         prior_odds(["O", "Fe"], ["Fe"], ["Fe"])
 

@@ -21,7 +21,6 @@ from eelsbatch.mapping._alternatives import describe_found, found_alternatives
 from eelsbatch.mapping._chunk import ModelPlugin, finish_chunk, map_chunk
 from eelsbatch.mapping._intensity import IntegrationWindow
 from eelsbatch.mapping._kernel import default_windows, found_elements, found_windows
-from eelsbatch.model._priors import check_elements, prior_odds
 from eelsbatch.mapping._layout import (
     blocks,
     create_maps_store,
@@ -30,6 +29,7 @@ from eelsbatch.mapping._layout import (
     pixel_tallies,
     provenance,
 )
+from eelsbatch.model._priors import analyst_priors, prior_odds
 from eelsbatch.readout import SECTOR_STARTS_ATTR, chosen_sector_starts
 
 if TYPE_CHECKING:
@@ -162,9 +162,7 @@ def prepare_map(
 
     source, output, model_path = Path(source), Path(output), Path(model_path)
     recogniser = load_recogniser(model_path)
-    expect = check_elements(expect, recogniser.elements, "expect")
-    exclude = check_elements(exclude, recogniser.elements, "exclude")
-    prior_odds(recogniser.elements, expect, exclude)  # refuses an element both expected and excluded
+    expect, exclude, _ = analyst_priors(recogniser.elements, expect, exclude)
     threshold = recogniser.threshold if threshold is None else threshold
     resuming = resume and output.exists()
     if not resuming:

@@ -96,8 +96,7 @@ class ModelGrid:
 
     def window_cells(self, energy: np.ndarray) -> np.ndarray:
         """(points,) bool: the grid cells lying wholly inside the acquisition window ``energy`` (channels,)."""
-        bounds = _channel_bounds(np.asarray(energy, dtype=np.float64))
-        return (self.edges[:-1] >= bounds[0]) & (self.edges[1:] <= bounds[-1])
+        return _inside(self.edges, _channel_bounds(np.asarray(energy, dtype=np.float64)))
 
     def judged(self, mask: np.ndarray) -> np.ndarray:
         """(n,) bool: the spectra whose usable cells (``mask``, (n, points)) are enough to judge them."""
@@ -251,6 +250,11 @@ def _bridge_unread(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return counts, unread
 
 
+def _inside(cells: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """(cells - 1,) bool: the cells between boundaries ``cells`` lying wholly inside the channel ``bounds``."""
+    return (cells[:-1] >= bounds[0]) & (cells[1:] <= bounds[-1])
+
+
 def _channel_bounds(energy: np.ndarray) -> np.ndarray:
     """Channel boundaries (channels + 1,) of an increasing energy axis: midpoints, extended at both ends."""
     width = np.diff(energy)
@@ -266,7 +270,7 @@ def _rebinning_matrix(energy: np.ndarray, cells: np.ndarray) -> tuple[scipy.spar
     bounds = _channel_bounds(energy)
     first = np.clip(np.searchsorted(bounds, cells[:-1], side="right") - 1, 0, energy.size - 1)
     last = np.clip(np.searchsorted(bounds, cells[1:], side="left") - 1, 0, energy.size - 1)
-    mask = (cells[:-1] >= bounds[0]) & (cells[1:] <= bounds[-1])
+    mask = _inside(cells, bounds)
     per_cell = np.where(mask, last - first + 1, 0)
     rows = np.repeat(np.arange(cells.size - 1), per_cell)
     columns = first[rows] + np.arange(rows.size) - np.repeat(np.cumsum(per_cell) - per_cell, per_cell)

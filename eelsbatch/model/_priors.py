@@ -17,7 +17,20 @@ EXPECT_ODDS = 4.0
 EXCLUDE_ODDS = 0.05
 
 
-def check_elements(names: Sequence[str], known: Sequence[str], option: str) -> list[str]:
+def analyst_priors(elements: Sequence[str], expect: Sequence[str] = (),
+                   exclude: Sequence[str] = ()) -> tuple[list[str], list[str], np.ndarray | None]:
+    """The expected and excluded elements as the model's symbols, and their odds factors (:func:`prior_odds`).
+
+    Raises
+    ------
+    InputError
+        An element the model does not know, or one both expected and excluded.
+    """
+    expect, exclude = model_elements(expect, elements, "expect"), model_elements(exclude, elements, "exclude")
+    return expect, exclude, prior_odds(elements, expect, exclude)
+
+
+def model_elements(names: Sequence[str], known: Sequence[str], option: str) -> list[str]:
     """``names`` as the model's element symbols, in order, each once; one-line error for an unknown one."""
     chosen = []
     for name in names:
