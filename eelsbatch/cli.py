@@ -141,6 +141,7 @@ def synth(
     sector_probability: Annotated[Optional[float], typer.Option(help="Share of spectra read out through 2 or 4 detector ports with their own gains (default: the forward model's, 0.1; a training-set knob).")] = None,
     cropped_probability: Annotated[Optional[float], typer.Option(help="Of those, the share saved cropped from a longer detector axis, their steps off the equal shares (default 0; a training-set knob).")] = None,
     dispersion_range: Annotated[Optional[str], typer.Option(help="Range of the drawn dispersion in eV/channel, e.g. 0.05,0.4 (default: the model range, 0.05,2; a training-set knob).")] = None,
+    real_acquisitions: Annotated[bool, typer.Option("--real-acquisitions", help="Draw the cases of real instruments too: real specimens' compositions, axes off by up to 20 eV, narrow windows, background-subtracted and deconvolved spectra, 0.01-2 eV/channel (a training-set knob; the other knobs apply on top).")] = False,
     preview: Annotated[Optional[Path], typer.Option(help="Also write a PNG of a few spectra with their edges marked.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
     scheduler: SchedulerOption = None,
@@ -160,7 +161,7 @@ def synth(
     from eelsbatch.cluster import open_client
     from eelsbatch.io import prepare_output
     from eelsbatch.synth import generate, write_spectrum_image, write_training_set
-    from eelsbatch.synth._forward import DEFAULT_QUALITY
+    from eelsbatch.synth._forward import DEFAULT_QUALITY, REAL_ACQUISITIONS
     from eelsbatch.synth._generate import check_elements
     from eelsbatch.synth._image import DEFAULT_WINDOW, check_window
 
@@ -174,7 +175,7 @@ def synth(
             raise EelsbatchError(None, f"--{name.replace('_', '-')} must lie between 0 and 1, not {value}")
     if dispersion_range is not None:
         shares["dispersion_range"] = _parse_range(dispersion_range, "--dispersion-range")
-    quality = dataclasses.replace(DEFAULT_QUALITY, **shares)
+    quality = dataclasses.replace(REAL_ACQUISITIONS if real_acquisitions else DEFAULT_QUALITY, **shares)
     composition = check_elements(_listed(elements)) if elements else None
     window = None
     if energy_offset is not None or dispersion is not None or spectrum_image:

@@ -185,3 +185,96 @@ def test_preview_png_is_written_and_the_blank_and_sector_shares_and_dispersion_r
     assert not store["elements"].values.any()  # and every one a blank readout
     assert "dispersion_range=(0.1, 0.2)" in store.attrs["quality"]
     assert ((store["dispersion"].values >= 0.1) & (store["dispersion"].values <= 0.2)).all()
+
+
+def test_the_real_acquisition_cases_are_off_by_default_and_leave_the_default_draws_alone() -> None:
+    """Step 8's shares default to 0 and then draw nothing: a seed gives the spectra it gave before they existed."""
+    import dataclasses
+
+    from eelsbatch.synth._forward import DEFAULT_QUALITY
+
+    unset = dataclasses.replace(DEFAULT_QUALITY, specimen_probability=0.0, narrow_probability=0.0)
+    for i in range(10):
+        a, b = simulate(np.random.default_rng([12, i])), simulate(np.random.default_rng([12, i]), quality=unset)
+        np.testing.assert_array_equal(a["spectrum"], b["spectrum"])
+        assert a["acquired_channels"] == 2048 and a["background_subtracted"] == 0 and np.isfinite(a["spectrum"]).all()
+
+
+def test_narrow_windows_save_a_few_tens_of_eV_around_an_edge_the_rest_not_acquired() -> None:
+    narrow = Quality(narrow_probability=1.0, blank_probability=0.0, spike_probability=0.0)
+    before_onset = []
+    for i in range(30):
+        sample = simulate(np.random.default_rng([13, i]), 2048, ["Fe", "O"], (450.0, 0.05), narrow)
+        saved = np.isfinite(sample["spectrum"])
+        low, high = np.flatnonzero(saved)[[0, -1]]
+        assert saved[low:high + 1].all() and saved.sum() == sample["acquired_channels"] >= 96  # one run, NaN around it
+        assert (sample["onset_label"][~saved] == -1).all()  # an edge outside the saved window is not labelled
+        labelled = np.flatnonzero(sample["onset_label"] >= 0)
+        if labelled.size:
+            before_onset.append((labelled[0] - low) * 0.05)
+    assert len(before_onset) > 20 and min(before_onset) >= 0 and np.median(before_onset) < 100  # saved from before an edge
+
+
+def test_background_subtracted_spectra_have_a_pre_edge_near_zero_and_negative_counts() -> None:
+    from eelsbatch.synth._elements import ELEMENTS
+
+    subtracted = Quality(subtracted_probability=1.0, blank_probability=0.0, spike_probability=0.0, sector_probability=0.0)
+    deconvolved = 0
+    for i in range(20):
+        sample = simulate(np.random.default_rng([14, i]), 1024, ["Fe"], (650.0, 0.1), subtracted)
+        pre_edge = slice(0, 400)  # 650-690 eV, below Fe L3 at 708 eV
+        assert abs(np.median(sample["spectrum"][pre_edge])) < 0.05 * np.median(sample["expected"][pre_edge])
+        assert (sample["spectrum"][pre_edge] < 0).any()
+        standard_error = np.sqrt(np.median(sample["expected"][pre_edge]) / 324)
+        assert np.median(sample["spectrum"][700:]) > np.median(sample["spectrum"][pre_edge]) + 10 * standard_error  # the edge stays
+        assert sample["present"][ELEMENTS.index("Fe")]  # and is labelled
+        deconvolved += sample["background_subtracted"] == 2
+    assert 3 <= deconvolved <= 17  # half of them deconvolved too
+
+
+def test_miscalibrated_axes_are_off_by_up_to_twenty_eV_and_stay_labelled_where_the_edges_fall() -> None:
+    miscalibrated = Quality(miscalibrated_probability=1.0, blank_probability=0.0)
+    table = load_edge_table()
+    shifts = []
+    for i in range(200):
+        sample = simulate(np.random.default_rng([15, i]), 1024, ["Ti", "O"], (400.0, 0.25), miscalibrated)
+        shifts.append(sample["energy_shift"])
+        assert abs(sample["dispersion_error"]) <= 0.03
+        for channel in np.flatnonzero(sample["onset_label"] >= 0):
+            true = 400.0 + sample["energy_shift"] + 0.25 * (1 + sample["dispersion_error"]) * channel
+            assert abs(true - table[sample["onset_label"][channel]].onset_eV) <= 4.0 + 0.25
+    assert max(np.abs(shifts)) > 15 and max(np.abs(shifts)) <= 20 and np.mean(np.abs(shifts) > 5) > 0.5
+
+
+def test_the_store_records_the_share_of_each_element_in_its_compositions() -> None:
+    from eelsbatch.specimens import specimen_share
+    from eelsbatch.synth._elements import ELEMENTS
+    from eelsbatch.synth._forward import DEFAULT_QUALITY, REAL_ACQUISITIONS, composition_share, draw_composition, draw_specimen
+
+    index = {element: i for i, element in enumerate(ELEMENTS)}
+    rng = np.random.default_rng(16)
+    for draw, quality in ((draw_composition, DEFAULT_QUALITY), (draw_specimen, Quality(specimen_probability=1.0))):
+        counts = np.zeros(len(ELEMENTS))
+        for _ in range(20000):
+            counts[[index[element] for element in draw(rng)]] += 1
+        np.testing.assert_allclose(counts / 20000, composition_share(quality), atol=0.012)
+    np.testing.assert_allclose(composition_share(Quality(specimen_probability=1.0)), specimen_share(ELEMENTS))
+    real = composition_share(REAL_ACQUISITIONS)
+    assert real[index["O"]] > 0.4 > composition_share(DEFAULT_QUALITY)[index["O"]]  # O in most real specimens
+    np.testing.assert_array_equal(composition_share(DEFAULT_QUALITY, composition=["Fe", "O"]) > 0,
+                                  [element in ("Fe", "O") for element in ELEMENTS])
+
+
+def test_real_acquisitions_is_a_knob_the_other_knobs_apply_on_top_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
+    arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "40", "--chunk-size", "20", "--real-acquisitions",
+                 "--dispersion-range", "0.02,0.05", "--scheduler", dask_client.scheduler.address]
+    monkeypatch.setattr(sys, "argv", ["eelsbatch", *arguments])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code in (0, None)
+    store = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
+    assert "specimen_probability=0.5" in store.attrs["quality"] and "dispersion_range=(0.02, 0.05)" in store.attrs["quality"]
+    assert ((store["dispersion"].values >= 0.02) & (store["dispersion"].values <= 0.05)).all()
+    assert store.attrs["composition_share"]["O"] > 0.4  # the training prior a model trained on it learns
+    narrow = store["acquired_channels"].values < 2048
+    assert narrow.any() and (np.isnan(store["spectrum"].values).any(axis=1) == narrow).all()

@@ -32,6 +32,16 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
    channel, or the quarters) that is not an edge. A share of them (``cropped_probability``, 0 by default)
    was saved cropped from a longer detector axis (``detector_channels``, from channel ``readout_offset``),
    so that their steps fall where the saved axis's equal shares do not.
+8. Real acquisitions (shares in :class:`Quality`, 0 by default; ``REAL_ACQUISITIONS`` for training): compositions of
+   common real specimens (:data:`~eelsbatch.specimens.REAL_SPECIMENS`: oxides, nitrides, carbides, metals,
+   perovskites, battery materials, minerals; O in most, carbon support or contamination in some); an energy axis
+   off by up to ``MISCALIBRATION_EV`` (offset uniform, plus a dispersion error that moves the far end of the window
+   by up to ``MISCALIBRATION_STRETCH_EV`` more, up to 3 %); a narrow saved window (``NARROW_WIDTH_EV``, at least
+   ``NARROW_MIN_CHANNELS`` channels) placed from just before to well before an edge, the detector's other channels
+   not acquired (NaN); the background subtracted by the spectrum's author (the power law and the tails of lower
+   edges, fitted before the first edge and extrapolated with an exponent up to ``SUBTRACTION_EXPONENT_ERROR`` off,
+   and the dark level; a pre-edge near zero with negative counts, a residual slope beyond it), half of those also
+   deconvolved (no plural scattering); and thicker specimens.
 
 Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
 ``detectable`` (present and edge SNR >= 5, the Rose criterion, with the SNR of the edge over the
@@ -54,6 +64,7 @@ from scipy.signal import fftconvolve
 from eelsbatch.acquisition import DISPERSION_RANGE_EV
 from eelsbatch.edges import CHEMICAL_SHIFT_EV, MAJOR_FAMILIES, PROFILE_KINDS, ROSE_SNR, SHOWN_FAMILIES, family_edges, profile_kinds
 from eelsbatch.readout import READOUT_SECTORS, sector_starts
+from eelsbatch.specimens import CARBON_PROBABILITY, MAX_ELEMENTS, OTHER_PROBABILITY, specimen_share, specimens_of
 from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 
 # the families drawn (those that show in a spectrum) and the height of their edges relative to the element's K;
@@ -63,8 +74,17 @@ BACKGROUND_H = 5.0  # Egerton's h: noise added by extrapolating the fitted backg
 SNR_WINDOW_EV = 50.0
 OBSERVER_PRE_EDGE_EV = 50.0  # span below an onset over which the ideal observer fits the background (observer_z)
 TABLE_LOW_EV, TABLE_HIGH_EV = 50.0, 3000.0
+MISCALIBRATION_EV = 20.0  # energy-axis offset of a miscalibrated spectrum, drawn uniform within +-this
+MISCALIBRATION_STRETCH_EV = 10.0  # and the most its dispersion error moves the window's far end
+MISCALIBRATION_SCALE = 0.03  # largest dispersion error of a miscalibrated spectrum, relative
+NARROW_WIDTH_EV = (20.0, 150.0)  # width of a narrow saved window, log-uniform
+NARROW_MIN_CHANNELS = 96
+SUBTRACTION_EXPONENT_ERROR = 0.1  # error of the exponent r of an author's pre-edge background fit
 DETECTOR_PATTERNS = 8
 _DETECTOR_SEED = 20221
+NO_ELEMENT_PROBABILITY = 0.10  # default draws (draw_composition): no element
+SYSTEM_PROBABILITY = 0.55  # else a material system of MATERIAL_SYSTEMS
+SYSTEM_EXTRA_PROBABILITY = 0.3  # with another element beside it
 
 
 @dataclass(frozen=True)
@@ -79,9 +99,18 @@ class Quality:
     cropped_probability: float = 0.0  # of the spectra read out through several ports: saved cropped, steps off the equal shares
     dispersion_range: tuple[float, float] = DISPERSION_RANGE_EV  # eV/ch, drawn log-uniform
     background_exponent: tuple[float, float] = (2.0, 5.0)  # r of the power-law background A E^-r, drawn uniform
+    # shares of the real-acquisition cases (step 8); 0 by default, so that the default draws stay as they were
+    specimen_probability: float = 0.0  # composition drawn from REAL_SPECIMENS, as real specimens are
+    miscalibrated_probability: float = 0.0  # energy axis off by up to MISCALIBRATION_EV (offset and dispersion error)
+    narrow_probability: float = 0.0  # saved window cut to NARROW_WIDTH_EV around an edge, the rest not acquired
+    subtracted_probability: float = 0.0  # background subtracted by the author (half of them deconvolved too)
+    thickness: tuple[float, float] = (0.1, 1.5)  # t / lambda, drawn uniform
 
 
 DEFAULT_QUALITY = Quality()
+# the training distribution of spectra as real instruments record them (step 8), beside the default draws
+REAL_ACQUISITIONS = Quality(specimen_probability=0.5, miscalibrated_probability=0.4, narrow_probability=0.25,
+                            subtracted_probability=0.15, thickness=(0.05, 2.5), dispersion_range=(0.01, 2.0))
 STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
                  sector_probability=0.0)
 SECTOR_GAIN = 0.04  # largest gain difference of a sector from the first, relative
@@ -155,16 +184,77 @@ def _detector_patterns(channels: int) -> np.ndarray:
 
 def draw_composition(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -> list[str]:
     """0 to 4 distinct elements: 10 % none, 55 % a material system (plus maybe one more), else random."""
-    if rng.random() < 0.10:
+    if rng.random() < NO_ELEMENT_PROBABILITY:
         return []
     systems = [s for s in MATERIAL_SYSTEMS if set(s) <= set(pool)]
-    if systems and rng.random() < 0.55:
+    if systems and rng.random() < SYSTEM_PROBABILITY:
         chosen = list(systems[rng.integers(len(systems))])
-        if len(chosen) < 4 and rng.random() < 0.3:
+        if len(chosen) < MAX_ELEMENTS and rng.random() < SYSTEM_EXTRA_PROBABILITY:
             chosen.append(str(pool[rng.integers(len(pool))]))
     else:
-        chosen = [str(e) for e in rng.choice(pool, size=rng.integers(1, 5), replace=False)]
-    return list(dict.fromkeys(chosen))[:4]
+        chosen = [str(e) for e in rng.choice(pool, size=rng.integers(1, MAX_ELEMENTS + 1), replace=False)]
+    return list(dict.fromkeys(chosen))[:MAX_ELEMENTS]
+
+
+def draw_specimen(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -> list[str]:
+    """1 to 4 elements of a common real specimen (:data:`~eelsbatch.specimens.REAL_SPECIMENS`), with carbon beside it
+    in some (``CARBON_PROBABILITY``: support film, contamination) and another element in a few (``OTHER_PROBABILITY``)."""
+    specimens = specimens_of(pool)
+    if not specimens:  # a pool of none of them (synth --elements): the default draw
+        return draw_composition(rng, pool)
+    chosen = list(specimens[rng.integers(len(specimens))])
+    if "C" in pool and rng.random() < CARBON_PROBABILITY:
+        chosen.append("C")
+    if rng.random() < OTHER_PROBABILITY:
+        chosen.append(str(pool[rng.integers(len(pool))]))
+    return list(dict.fromkeys(chosen))[:MAX_ELEMENTS]
+
+
+def composition_share(quality: Quality, pool: Sequence[str] = ELEMENTS, composition: Sequence[str] | None = None) -> np.ndarray:
+    """(len(pool),) probability that a spectrum's composition holds each element, as :func:`simulate` draws it.
+
+    The training prior a recogniser learns (exact for :func:`draw_composition`; :func:`~eelsbatch.specimens.specimen_share`
+    for the specimens' share); 1 for a fixed ``composition``'s elements, 0 for the rest.
+    """
+    pool = list(pool)
+    if composition is not None:
+        return np.array([element in composition for element in pool], float)
+    systems = [s for s in MATERIAL_SYSTEMS if set(s) <= set(pool)]
+    inside = np.array([[element in system for element in pool] for system in systems], float)
+    extra = SYSTEM_EXTRA_PROBABILITY * np.array([len(system) < MAX_ELEMENTS for system in systems], float)[:, None] / len(pool)
+    system_share = (inside + (1 - inside) * extra).mean(axis=0) if systems else np.zeros(len(pool))
+    system_probability = SYSTEM_PROBABILITY if systems else 0.0
+    random_share = np.mean(np.arange(1, MAX_ELEMENTS + 1)) / len(pool)  # 1 to MAX_ELEMENTS distinct, equally likely
+    drawn = (1 - NO_ELEMENT_PROBABILITY) * (system_probability * system_share + (1 - system_probability) * random_share)
+    return (1 - quality.specimen_probability) * drawn + quality.specimen_probability * specimen_share(pool)
+
+
+def _drawn(rng: np.random.Generator, probability: float) -> bool:
+    """A case of the given share; draws nothing where the share is 0 (so the default draws stay as they were)."""
+    return bool(probability) and rng.random() < probability
+
+
+def _narrow_window(rng: np.random.Generator, composition: list[str], start: float, dispersion: float,
+                   channels: int) -> tuple[int, int]:
+    """Channels ``(low, high)`` of a narrow saved window, from just before to well before an edge of the composition."""
+    width = max(NARROW_MIN_CHANNELS, int(np.exp(rng.uniform(*np.log(NARROW_WIDTH_EV))) / dispersion))
+    if width >= channels:
+        return 0, channels
+    stop_eV = start + dispersion * channels
+    onsets = [e for element in composition for e in major_onsets(element) if start <= e < stop_eV]
+    if onsets:
+        before = rng.uniform(1.0, 0.7 * width * dispersion)  # eV of pre-edge saved
+        low = int(round((onsets[rng.integers(len(onsets))] - before - start) / dispersion))
+    else:
+        low = int(rng.integers(0, channels - width + 1))
+    low = int(np.clip(low, 0, channels - width))
+    return low, low + width
+
+
+def _miscalibration(rng: np.random.Generator, width: float) -> tuple[float, float]:
+    """Energy offset (eV) and relative dispersion error of a miscalibrated axis over a saved window ``width`` eV wide."""
+    scale = min(MISCALIBRATION_SCALE, MISCALIBRATION_STRETCH_EV / width)
+    return float(rng.uniform(-MISCALIBRATION_EV, MISCALIBRATION_EV)), float(rng.uniform(-scale, scale))
 
 
 def _draw_window(rng: np.random.Generator, composition: list[str], channels: int,
@@ -211,8 +301,10 @@ def _shape(family: str, z: int, energy: np.ndarray, onsets: list[float], rng: np
     return profile
 
 
-def _low_loss_kernel(rng: np.random.Generator, dispersion: float, max_loss: float) -> tuple[np.ndarray, dict]:
-    thickness = rng.uniform(0.1, 1.5)
+def _low_loss_kernel(rng: np.random.Generator, dispersion: float, max_loss: float, thickness_range: tuple[float, float],
+                     plural: bool = True) -> tuple[np.ndarray, dict]:
+    """Unit-sum low-loss distribution (zero loss, plasmons, resolution); ``plural`` False: deconvolved, plasmons removed."""
+    thickness = rng.uniform(*thickness_range)
     plasmon, width, fwhm = rng.uniform(12.0, 28.0), rng.uniform(3.0, 9.0), rng.uniform(0.3, 2.0)
     losses = np.arange(max(2, int(max_loss / dispersion))) * dispersion
     single = (width / 2) / ((losses - plasmon) ** 2 + (width / 2) ** 2) * dispersion / np.pi
@@ -221,12 +313,12 @@ def _low_loss_kernel(rng: np.random.Generator, dispersion: float, max_loss: floa
     term = kernel.copy()
     for order in range(1, 4):  # Poisson series of plasmon losses
         term = np.convolve(term, single)[: losses.size] * thickness / order
-        kernel = kernel + term
+        kernel = kernel + term * plural
     sigma = max(fwhm / 2.355 / dispersion, 0.3)
     half = int(np.ceil(4 * sigma))
     gauss = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     kernel = np.convolve(kernel, gauss / gauss.sum())[half : half + losses.size]
-    return kernel / kernel.sum(), {"thickness": thickness, "plasmon_energy": plasmon, "resolution": fwhm}
+    return kernel / kernel.sum(), {"thickness": thickness if plural else 0.0, "plasmon_energy": plasmon, "resolution": fwhm}
 
 
 def _blank_readout(rng: np.random.Generator, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,16 +362,26 @@ def simulate(
         ``detectable``, ``snr``, ``observer_z``, ``jump_ratio`` (len(pool),), ``onset_label`` (channels,) int16 and the
         scalar parameters.
     """
-    composition = draw_composition(rng, pool) if composition is None else list(composition)
+    if composition is None:
+        real = bool(quality.specimen_probability) and rng.random() < quality.specimen_probability
+        composition = draw_specimen(rng, pool) if real else draw_composition(rng, pool)
+    composition = list(composition)
     start, dispersion = _draw_window(rng, composition, channels, quality.dispersion_range) if window is None else window
     energy_shift = float(np.clip(rng.normal(0.0, 2.0), -5.0, 5.0))
     dispersion_error = rng.uniform(-0.005, 0.005)
+    # step 8, drawn only where its shares are set (the default draws stay as they were)
+    acquired = _narrow_window(rng, composition, start, dispersion, channels) if _drawn(rng, quality.narrow_probability) else (0, channels)
+    if _drawn(rng, quality.miscalibrated_probability):
+        energy_shift, dispersion_error = _miscalibration(rng, dispersion * (acquired[1] - acquired[0]))
+    subtracted = _drawn(rng, quality.subtracted_probability)
+    deconvolved = subtracted and rng.random() < 0.5
     true_dispersion = dispersion * (1 + dispersion_error)
-    kernel, low_loss = _low_loss_kernel(rng, true_dispersion, min(100.0, 0.5 * start))
+    kernel, low_loss = _low_loss_kernel(rng, true_dispersion, min(100.0, 0.5 * start), quality.thickness, not deconvolved)
     pad = kernel.size - 1
     energy = start + energy_shift + true_dispersion * np.arange(-pad, channels)
     energy = np.maximum(energy, 1.0)
-    window_low, window_high = energy[pad], energy[-1]
+    window_low, window_high = energy[pad], energy[-1]  # of the detector axis; the saved window is ``acquired``
+    low, high = acquired
     exponent, dose = rng.uniform(*quality.background_exponent), 10 ** rng.uniform(*quality.log_dose)
     background = dose * (energy / window_low) ** -exponent
     core = background.copy()
@@ -291,6 +393,7 @@ def simulate(
     index = {element: i for i, element in enumerate(pool)}
     edge_signals = {element: np.zeros_like(energy) for element in composition}
     first_onset: dict[str, float] = {}  # lowest major onset inside the window, per present element
+    below_window = np.zeros_like(energy)  # tails of edges below the window: part of the background an author subtracts
     families = []  # (onsets, element, family, edges, jump - 1 of the element)
     for element in composition:
         jump_minus_one = 10 ** rng.uniform(*quality.log_jump_minus_one)
@@ -307,9 +410,11 @@ def simulate(
         signal = height * _shape(family, edges[0].Z, energy, onsets, rng)
         core += signal
         edge_signals[element] += signal
+        if first < window_low:
+            below_window += signal
         for edge, edge_onset in zip(edges, onsets):
             channel = int(round((edge_onset - window_low) / true_dispersion))
-            if 0 <= channel < channels:
+            if low <= channel < high:
                 onset_label[channel] = edge.index
                 if family in MAJOR_FAMILIES and element in index:
                     present[index[element]] = True
@@ -319,18 +424,27 @@ def simulate(
     expected = np.maximum(expected, 0.0)
     gain_level = rng.uniform(0.0, 0.03)
     edge_expected = {element: fftconvolve(edge_signals[element], kernel)[pad : pad + channels] for element in first_onset}
+    saved = np.zeros(channels, bool)
+    saved[low:high] = True
     for element, onset in first_onset.items():
-        region = (energy[pad:] >= onset) & (energy[pad:] <= onset + SNR_WINDOW_EV)
+        region = (energy[pad:] >= onset) & (energy[pad:] <= onset + SNR_WINDOW_EV) & saved
         edge_counts = edge_expected[element][region].sum()
         snr[index[element]] = edge_snr(edge_counts, expected[region].sum() - edge_counts, gain_level)
     gain = 1.0 + gain_level * _detector_patterns(channels)[rng.integers(DETECTOR_PATTERNS)]
     read_noise = rng.uniform(0.0, 5.0)
     variance = np.maximum(expected, 1.0) + read_noise**2 + (gain_level * expected) ** 2
     for element, onset in first_onset.items():
-        significance[index[element]] = observer_z(edge_expected[element], expected, variance, energy[pad:], onset)
+        significance[index[element]] = observer_z(edge_expected[element][low:high], expected[low:high], variance[low:high],
+                                                  energy[pad:][low:high], onset)
     dark = rng.uniform(0.0, 100.0) if rng.random() < 0.5 else 0.0
     expected = expected * gain  # mean detected counts, before dark offset and read noise
     counts = rng.poisson(expected) + rng.normal(0.0, read_noise, channels) + dark
+    if subtracted:  # the author's power law, right in the pre-edge span it was fitted over and off beyond, and the dark level
+        fitted = fftconvolve(background + below_window, kernel)[pad : pad + channels] * gain
+        saved_energy = energy[pad:][low:high]
+        fit_centre = (saved_energy[0] + min([saved_energy[-1], *first_onset.values()])) / 2
+        exponent_error = rng.uniform(-SUBTRACTION_EXPONENT_ERROR, SUBTRACTION_EXPONENT_ERROR)
+        counts = counts - dark - fitted * (energy[pad:] / fit_centre) ** -exponent_error
     spikes = 0
     if rng.random() < quality.spike_probability:
         spikes = int(rng.integers(1, 4))
@@ -349,6 +463,7 @@ def simulate(
         starts = sector_starts(detector_channels, sectors) - readout_offset
         sector_gain = gains[np.searchsorted(starts, np.arange(channels), side="right")]
         expected, counts = expected * sector_gain, counts * sector_gain
+    counts[:low], counts[high:] = np.nan, np.nan  # not acquired (a narrow saved window)
     return {
         "spectrum": counts.astype(np.float32),
         "expected": expected.astype(np.float32),
@@ -371,5 +486,7 @@ def simulate(
         "readout_sectors": sectors,
         "detector_channels": detector_channels,
         "readout_offset": readout_offset,
+        "acquired_channels": high - low,
+        "background_subtracted": int(subtracted) + int(deconvolved),
         **low_loss,
     }

@@ -14,7 +14,7 @@ from eelsbatch.synth._forward import DEFAULT_QUALITY, Quality, simulate
 PER_SAMPLE = (
     "energy_offset", "dispersion", "energy_shift", "dispersion_error", "background_exponent", "dose",
     "gain_nonuniformity", "read_noise", "dark_offset", "spikes", "readout_sectors", "detector_channels", "readout_offset", "thickness", "plasmon_energy",
-    "resolution",
+    "resolution", "acquired_channels", "background_subtracted",
 )
 PER_ELEMENT = ("present", "detectable", "snr", "observer_z", "jump_ratio")
 PER_CHANNEL = ("spectrum", "onset_label")

@@ -15,12 +15,13 @@ from eelsbatch._version import __version__
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, atomic_store
 from eelsbatch.synth._elements import ELEMENTS
-from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR, Quality
+from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR, Quality, composition_share
 from eelsbatch.synth._generate import PER_CHANNEL, PER_ELEMENT, PER_SAMPLE, check_elements, generate
 
 _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "detectable": bool,
            "snr": np.float32, "observer_z": np.float32, "jump_ratio": np.float32, "spikes": np.int64, "readout_sectors": np.int64,
-           "detector_channels": np.int64, "readout_offset": np.int64}
+           "detector_channels": np.int64, "readout_offset": np.int64,
+           "acquired_channels": np.int64, "background_subtracted": np.int64}
 
 
 def training_dataset(
@@ -65,6 +66,8 @@ def training_dataset(
         "seed": seed, "channels": channels, "eelsbatch_version": __version__, KIND_ATTR: "training_set",
         COMPLETE_ATTR: False, "detectable_rule": f"present and edge SNR >= {ROSE_SNR} (Rose criterion), SNR = S / sqrt(S + {BACKGROUND_H:g} B + (g B)^2)",
         "quality": repr(quality), "composition": ",".join(composition or []),
+        # each element's share of the compositions drawn: the training prior a model trained here learns
+        "composition_share": dict(zip(pool, composition_share(quality, pool, composition).round(5).tolist())),
         "onset_label_edges": [edge.name for edge in table],
         "description": "Synthetic core-loss EELS spectra from the eelsbatch forward model (eelsbatch.synth).",
     }
