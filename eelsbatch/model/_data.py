@@ -65,6 +65,8 @@ class TrainingStore:
         self.columns = np.array([stored.index(e) for e in elements])
         self.elements, self.grid, self.downsampling = elements, grid, downsampling
         self.sector_marks = sector_marks
+        share = self.group.attrs.get("composition_share") or {}  # stores written before it was recorded: none
+        self.composition_share = {element: float(share[element]) for element in elements if element in share}
         self.size = self.group["spectrum"].shape[0]
         self.chunk = self.group["spectrum"].chunks[0]
         table = load_edge_table()
@@ -82,6 +84,11 @@ class TrainingStore:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.group = zarr.open_group(str(self.path), mode="r")
+
+    def dispersion_range(self) -> list[float]:
+        """Smallest and largest dispersion of the store's spectra in eV/channel, to 4 significant digits."""
+        dispersion = self.group["dispersion"][:]
+        return [float(f"{dispersion.min():.4g}"), float(f"{dispersion.max():.4g}")]
 
     def chunk_starts(self) -> list[int]:
         """First sample of every chunk."""

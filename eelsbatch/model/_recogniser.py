@@ -21,6 +21,7 @@ from eelsbatch.model._decision import report
 from eelsbatch.model._device_inputs import DeviceInputs
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._network import FAMILIES, WINDOW_MARGIN_EV, EdgeNet
+from eelsbatch.specimens import specimen_share
 
 FORMAT_VERSION = 4  # 4: the architecture names its read-out families (4 or 6); 3: its input channels (2 or 3)
 READABLE_VERSIONS = (2, 3, 4)  # version 2: two input channels; 2 and 3: the 4 major read-out families
@@ -32,6 +33,9 @@ GPU_BATCH = 4096
 # the architecture sizes that a saved config.json names otherwise (models on disk load unchanged)
 SAVED_SIZE_NAMES = {"input_channels": "inputs"}
 DISPERSION_SLACK = 0.01  # relative: a calibration a little off the trained range is still inside it
+DISPERSION_RANGE = "dispersion_range_eV"  # config key: the training spectra's dispersions, eV/channel (min, max)
+COMPOSITION_SHARE = "composition_share"  # config key: each element's share of the training compositions
+MIN_TRAINED_SHARE = 1e-3  # an element (almost) never drawn in training is not given an unbounded prior ratio
 
 
 def _sha256(path: Path) -> str:
@@ -84,6 +88,19 @@ class Recogniser:
         """(elements, elements) bool: element pairs whose read-out windows share an onset (within ``WINDOW_MARGIN_EV``)."""
         return coincident_elements(self.elements, WINDOW_MARGIN_EV)
 
+    @functools.cached_property
+    def prior_ratio(self) -> np.ndarray | None:
+        """(elements,) how much more often each element is in a real specimen than in the model's training spectra.
+
+        :func:`~eelsbatch.specimens.specimen_share` over the training store's ``composition_share`` (saved in the
+        config); None for a model saved without it. Weighs the explanations of a coincident edge in :meth:`decide`.
+        """
+        trained = self.info.get(COMPOSITION_SHARE)
+        if not trained:
+            return None
+        share = np.array([trained.get(element, 0.0) for element in self.elements])
+        return specimen_share(self.elements) / np.maximum(share, MIN_TRAINED_SHARE)
+
     def decide(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Which elements to report, from calibrated probabilities (:func:`~eelsbatch.model._decision.report`).
 
@@ -91,7 +108,8 @@ class Recogniser:
         edges (:attr:`coincident`) are two exclusive explanations of one edge, which the network may split
         between them: where neither is above the threshold but the two together are, the likelier one is
         reported (only if it is the likeliest of its unreported coincident elements); where both are above
-        it, the less likely one is reported only from ``SECOND_EXPLANATION_PROBABILITY`` (0.75).
+        it, the less likely one is reported only from ``SECOND_EXPLANATION_PROBABILITY`` (0.75). Which of two is the
+        likelier weighs each probability by the element's :attr:`prior_ratio`, so that real specimens' priors decide a tie.
 
         Parameters
         ----------
@@ -105,7 +123,7 @@ class Recogniser:
         numpy.ndarray
             (n, elements) bool.
         """
-        return report(probability, self.threshold if threshold is None else threshold, self.coincident)
+        return report(probability, self.threshold if threshold is None else threshold, self.coincident, self.prior_ratio)
 
     @property
     def reads_sector_marks(self) -> bool:
@@ -160,15 +178,22 @@ class Recogniser:
     def acquisition_warning(self, energy: np.ndarray) -> str | None:
         """Why the probabilities may not hold for spectra on the axis ``energy`` (channels,) in eV, or None.
 
-        Models are trained on the synthetic spectra's dispersions (``DISPERSION_RANGE_EV``, 0.05-2 eV/channel); on a
-        coarser or finer axis their probabilities are extrapolated, not calibrated.
+        Models are trained on a range of dispersions (:attr:`dispersion_range`); on a coarser or finer axis their
+        probabilities are extrapolated, not calibrated.
         """
         dispersion = float(np.median(np.diff(np.asarray(energy, np.float64))))
-        low, high = DISPERSION_RANGE_EV
+        low, high = self.dispersion_range
         if low * (1 - DISPERSION_SLACK) <= dispersion <= high * (1 + DISPERSION_SLACK):
             return None
         return (f"dispersion {dispersion:g} eV/channel is outside the {low:g}-{high:g} eV/channel the model was trained on: "
                 "its probabilities are extrapolated there, not calibrated")
+
+    @property
+    def dispersion_range(self) -> tuple[float, float]:
+        """eV/channel range of the training spectra (saved by ``train``; the forward model's default,
+        ``DISPERSION_RANGE_EV``, for models saved without it)."""
+        low, high = self.info.get(DISPERSION_RANGE, DISPERSION_RANGE_EV)
+        return float(low), float(high)
 
     def step_energies(self) -> np.ndarray:
         """Energy (eV) at the centre of each network step."""

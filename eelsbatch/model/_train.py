@@ -16,7 +16,7 @@ from eelsbatch.model._data import Batch, ShuffledChunks, TrainingStore
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
 from eelsbatch.model._network import EdgeNet
-from eelsbatch.model._recogniser import Recogniser, load_recogniser
+from eelsbatch.model._recogniser import COMPOSITION_SHARE, DISPERSION_RANGE, Recogniser, load_recogniser
 from eelsbatch.model._widen import widen
 
 CHECKPOINT = "checkpoint.pt"
@@ -203,7 +203,9 @@ def train(
     edge_free = int((~present.any(axis=1)).sum())
     recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), present, false_alarm_rate,
                                                  coincident=recogniser.coincident)
-    recogniser.save(output, training={
+    # the training prior of each element, which real specimens' priors are weighed against (Recogniser.prior_ratio)
+    prior = {COMPOSITION_SHARE: store.composition_share} if store.composition_share else {}
+    recogniser.save(output, **prior, **{DISPERSION_RANGE: store.dispersion_range()}, training={
         "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
         "device": str(device), "loader_workers": workers, "history": history,
