@@ -482,6 +482,16 @@ def test_cli_window_missing_the_grid_is_a_one_line_error(saved_model: Path, tmp_
     _assert_one_line_error(result, "misses the model grid")
 
 
+def test_cli_window_narrower_than_the_model_reads_is_a_one_line_error(saved_model: Path, tmp_path: Path) -> None:
+    """64 channels at 0.02 eV/ch (1.3 eV at 530 eV) cover fewer grid cells than the network can judge."""
+    energy = 530.0 + 0.02 * np.arange(64.0)
+    counts = xr.DataArray(np.ones((2, 2, 64), np.float32), dims=("y", "x", "energy"),
+                          coords={"energy": ("energy", energy, {"units": "eV"})})
+    store = write_store(counts, tmp_path / "narrow.zarr")
+    result = _run_cli("evaluate", "--model", str(saved_model), "--data", str(store))
+    _assert_one_line_error(result, "covers fewer than 8 cells of the model grid")
+
+
 def test_cli_warns_in_one_line_where_the_dispersion_is_off_the_trained_range(instrument_dir: Path) -> None:
     """The real CuZn image is at 8 eV/channel, four times the coarsest the models are trained on: the elements found
     in its sum still print, after a one-line warning that names the file."""
