@@ -363,8 +363,7 @@ def simulate(
         scalar parameters.
     """
     if composition is None:
-        real = bool(quality.specimen_probability) and rng.random() < quality.specimen_probability
-        composition = draw_specimen(rng, pool) if real else draw_composition(rng, pool)
+        composition = draw_specimen(rng, pool) if _drawn(rng, quality.specimen_probability) else draw_composition(rng, pool)
     composition = list(composition)
     start, dispersion = _draw_window(rng, composition, channels, quality.dispersion_range) if window is None else window
     energy_shift = float(np.clip(rng.normal(0.0, 2.0), -5.0, 5.0))
