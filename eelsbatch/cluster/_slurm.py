@@ -326,18 +326,16 @@ def _has_bokeh() -> bool:
 def _wait_for_workers(cluster: SLURMCluster, expected: int, timeout: float, log_directory: Path) -> None:
     """Wait until ``expected`` workers have connected; fail early when a job ended without one."""
     deadline = time.monotonic() + timeout
-    submitted = False
     while len(cluster.scheduler_info.get("workers", {})) < expected:
-        # jobs known before squeue is asked: one submitted between the two calls must not count as ended
+        # Jobs known before squeue is asked: sbatch returned their ids, so the controller holds them,
+        # and one missing from squeue has ended, however soon (a job can fail before a first look).
         known = {job.job_id for job in cluster.workers.values() if getattr(job, "job_id", None)}
         ids = job_ids(cluster.job_name)
-        submitted = submitted or bool(ids)
         gone = sorted(known - set(ids)) if ids is not None else []  # squeue not answering says nothing about the jobs
-        if submitted and gone:
+        if gone:
             raise ClusterError(None, f"SLURM job {gone[0]} ended before its worker connected{_log_tail(log_directory, gone[0])}")
         if time.monotonic() > deadline:
-            state = ("squeue not answering" if ids is None else "still queued" if ids else
-                     "never seen in squeue" if not submitted else "ended")
+            state = ("squeue not answering" if ids is None else "still queued" if ids else "never submitted")
             raise ClusterError(None, f"SLURM: {expected} worker(s) did not connect within {timeout:.0f} s (jobs {state}; logs in {log_directory})")
         time.sleep(0.5)
 
