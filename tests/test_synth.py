@@ -265,6 +265,38 @@ def test_the_store_records_the_share_of_each_element_in_its_compositions() -> No
                                   [element in ("Fe", "O") for element in ELEMENTS])
 
 
+def test_the_recorded_share_of_a_pool_with_no_real_specimen_is_that_of_the_default_draw_it_falls_back_to() -> None:
+    from eelsbatch.specimens import specimens_of
+    from eelsbatch.synth._forward import composition_share, draw_specimen
+
+    pool = ["Pr", "Eu", "Tb", "Dy", "Er"]
+    assert not specimens_of(pool)
+    rng = np.random.default_rng(17)
+    counts = np.zeros(len(pool))
+    for _ in range(20000):
+        counts[[pool.index(element) for element in draw_specimen(rng, pool)]] += 1
+    np.testing.assert_allclose(counts / 20000, composition_share(Quality(specimen_probability=1.0), pool), atol=0.012)
+
+
+def test_a_narrow_window_is_subtracted_of_the_tails_of_edges_below_it_on_the_detector() -> None:
+    """Ti L2,3 (456 eV) on the detector, a narrow window saved from above it before O K (532 eV): the author's pre-edge
+    fit takes in the Ti tail, so the saved pre-edge is near zero, as for an edge below the detector."""
+    quality = Quality(narrow_probability=1.0, subtracted_probability=1.0, blank_probability=0.0, spike_probability=0.0,
+                      sector_probability=0.0, log_jump_minus_one=(0.3, 0.7))
+    checked = 0
+    for i in range(200):
+        sample = simulate(np.random.default_rng([18, i]), 1024, ["Ti", "O"], (400.0, 0.25), quality)
+        saved = np.flatnonzero(np.isfinite(sample["spectrum"]))
+        energy = 400.0 + 0.25 * np.arange(1024)
+        pre_edge = saved[(energy[saved] > 490.0) & (energy[saved] < 525.0)]
+        if energy[saved[0]] < 490.0 or len(pre_edge) < 40:
+            continue  # windows from below Ti's white lines, or with too little of O's pre-edge
+        checked += 1
+        level = np.median(sample["expected"][pre_edge])
+        assert abs(np.median(sample["spectrum"][pre_edge])) < 0.05 * level, i
+    assert checked >= 5
+
+
 def test_real_acquisitions_is_a_knob_the_other_knobs_apply_on_top_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_client: Client) -> None:
     arguments = ["synth", str(tmp_path / "s.zarr"), "--n", "40", "--chunk-size", "20", "--real-acquisitions",
                  "--dispersion-range", "0.02,0.05", "--scheduler", dask_client.scheduler.address]

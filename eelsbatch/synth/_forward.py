@@ -226,7 +226,8 @@ def composition_share(quality: Quality, pool: Sequence[str] = ELEMENTS, composit
     system_probability = SYSTEM_PROBABILITY if systems else 0.0
     random_share = np.mean(np.arange(1, MAX_ELEMENTS + 1)) / len(pool)  # 1 to MAX_ELEMENTS distinct, equally likely
     drawn = (1 - NO_ELEMENT_PROBABILITY) * (system_probability * system_share + (1 - system_probability) * random_share)
-    return (1 - quality.specimen_probability) * drawn + quality.specimen_probability * specimen_share(pool)
+    specimens = specimen_share(pool) if specimens_of(pool) else drawn  # none in the pool: draw_specimen draws as by default
+    return (1 - quality.specimen_probability) * drawn + quality.specimen_probability * specimens
 
 
 def _drawn(rng: np.random.Generator, probability: float) -> bool:
@@ -381,6 +382,7 @@ def simulate(
     energy = np.maximum(energy, 1.0)
     window_low, window_high = energy[pad], energy[-1]  # of the detector axis; the saved window is ``acquired``
     low, high = acquired
+    saved_low = energy[pad + low]  # an author fits the background below the first edge of the saved window
     exponent, dose = rng.uniform(*quality.background_exponent), 10 ** rng.uniform(*quality.log_dose)
     background = dose * (energy / window_low) ** -exponent
     core = background.copy()
@@ -392,7 +394,7 @@ def simulate(
     index = {element: i for i, element in enumerate(pool)}
     edge_signals = {element: np.zeros_like(energy) for element in composition}
     first_onset: dict[str, float] = {}  # lowest major onset inside the window, per present element
-    below_window = np.zeros_like(energy)  # tails of edges below the window: part of the background an author subtracts
+    below_window = np.zeros_like(energy)  # tails of edges below the saved window: part of the background an author subtracts
     families = []  # (onsets, element, family, edges, jump - 1 of the element)
     for element in composition:
         jump_minus_one = 10 ** rng.uniform(*quality.log_jump_minus_one)
@@ -409,7 +411,7 @@ def simulate(
         signal = height * _shape(family, edges[0].Z, energy, onsets, rng)
         core += signal
         edge_signals[element] += signal
-        if first < window_low:
+        if first < saved_low:
             below_window += signal
         for edge, edge_onset in zip(edges, onsets):
             channel = int(round((edge_onset - window_low) / true_dispersion))
