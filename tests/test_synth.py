@@ -200,6 +200,21 @@ def test_the_real_acquisition_cases_are_off_by_default_and_leave_the_default_dra
         assert a["acquired_channels"] == 2048 and a["background_subtracted"] == 0 and np.isfinite(a["spectrum"]).all()
 
 
+def test_an_onset_just_below_the_window_leaves_its_element_present_but_not_required() -> None:
+    """O K at 532 eV: a window from 542 eV holds its near-edge structure (present, unscored); one from 574 eV does not
+    (axis and chemical shifts within 9 eV)."""
+    from eelsbatch.synth._elements import ELEMENTS
+    from eelsbatch.synth._forward import NEAR_EDGE_EV
+
+    oxygen = ELEMENTS.index("O")
+    plain = Quality(blank_probability=0.0, spike_probability=0.0, sector_probability=0.0)
+    for start, present in ((532.0 + 10.0, True), (532.0 + NEAR_EDGE_EV + 12.0, False)):
+        for i in range(10):
+            sample = simulate(np.random.default_rng([19, i]), 512, ["O"], (start, 0.1), plain)
+            assert sample["present"][oxygen] == present and not sample["detectable"][oxygen], (start, i)
+            assert (sample["onset_label"] == -1).all()  # no onset in the window: nothing to tag
+
+
 def test_narrow_windows_save_a_few_tens_of_eV_around_an_edge_the_rest_not_acquired() -> None:
     narrow = Quality(narrow_probability=1.0, blank_probability=0.0, spike_probability=0.0)
     before_onset = []

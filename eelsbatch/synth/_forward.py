@@ -43,7 +43,8 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
    and the dark level; a pre-edge near zero with negative counts, a residual slope beyond it), half of those also
    deconvolved (no plural scattering); and thicker specimens.
 
-Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window),
+Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window, or within ``NEAR_EDGE_EV``
+below its first channel, where the edge's near-edge structure is in the window though its onset is not),
 ``detectable`` (present and edge SNR >= 5, the Rose criterion, with the SNR of the edge over the
 first 50 eV after its onset as an analyst measures it: background-fit error and detector gain pattern
 included, see :func:`edge_snr`), the per-channel onset label (edge table index), every drawn
@@ -72,6 +73,7 @@ from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 SIMULATED_FAMILIES = dict(zip(SHOWN_FAMILIES, (1.0, 1.0, 1.0, 0.4, 0.12, 0.25)))
 BACKGROUND_H = 5.0  # Egerton's h: noise added by extrapolating the fitted background under the edge (5 to 10)
 SNR_WINDOW_EV = 50.0
+NEAR_EDGE_EV = 30.0  # an onset this far below the saved window leaves its near-edge structure (step 3) in the window
 OBSERVER_PRE_EDGE_EV = 50.0  # span below an onset over which the ideal observer fits the background (observer_z)
 TABLE_LOW_EV, TABLE_HIGH_EV = 50.0, 3000.0
 MISCALIBRATION_EV = 20.0  # energy-axis offset of a miscalibrated spectrum, drawn uniform within +-this
@@ -421,6 +423,8 @@ def simulate(
                     present[index[element]] = True
                     jump[index[element]] = max(jump[index[element]], 1 + jump_minus_one * SIMULATED_FAMILIES[family])
                     first_onset[element] = min(first_onset.get(element, np.inf), edge_onset)
+            elif saved_low - NEAR_EDGE_EV <= edge_onset < saved_low and family in MAJOR_FAMILIES and element in index:
+                present[index[element]] = True  # its near-edge structure shows: may be reported, not required (SNR 0)
     expected = fftconvolve(core, kernel)[pad : pad + channels]
     expected = np.maximum(expected, 0.0)
     gain_level = rng.uniform(0.0, 0.03)
