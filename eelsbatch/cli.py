@@ -200,12 +200,12 @@ def synth(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option("--data", help="Training store from `eelsbatch synth`.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Training store from `eelsbatch synth`; give it again to train on several as one.")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write, e.g. models/NAME.")],
     epochs: Annotated[int, typer.Option(help="Passes over the training data.")] = 6,
     batch_size: Annotated[int, typer.Option(help="Spectra per optimisation step.")] = 256,
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
-    val_fraction: Annotated[float, typer.Option(help="Share of chunks held out for validation and calibration.")] = 0.05,
+    val_fraction: Annotated[float, typer.Option(help="Share of each store's chunks held out for validation and calibration.")] = 0.05,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     threads: Annotated[Optional[int], typer.Option(help="Torch CPU threads.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling.")] = 0,

@@ -31,6 +31,7 @@ from eelsbatch.model._network import FAMILIES, WINDOW_KERNELS, WINDOW_MARGIN_EV,
 from eelsbatch.model._train import _losses, train
 from eelsbatch.model._widen import widen
 from eelsbatch.synth import ELEMENTS, generate, write_training_set
+from eelsbatch.synth._forward import REAL_ACQUISITIONS
 
 SHIPPED = SHIPPED_MODEL
 NOISE_ONLY = ("test-EELS_spectrum.dm3", "16x16-spectrum_image-5x5x1024.emi")
@@ -338,13 +339,23 @@ def test_false_alarm_threshold_is_the_lowest_that_keeps_edge_free_spectra_quiet(
     assert np.mean(pair_sums > plain) > 0.1 and np.mean(pair_sums > paired) <= 0.1 and paired > plain
 
 
-def test_train_command_writes_the_model(tiny_store: Path, tmp_path: Path) -> None:
+def test_train_command_trains_on_several_stores_as_one(tiny_store: Path, tmp_path: Path, dask_client) -> None:
+    """The default draws beside real acquisitions: each store validated, the prior and dispersions of both recorded."""
+    real = write_training_set(tmp_path / "real.zarr", n=32, seed=12, client=dask_client, chunk_size=16, quality=REAL_ACQUISITIONS)
     output = tmp_path / "cli-model"
-    result = _run_cli("train", "--data", str(tiny_store), "--out", str(output), "--epochs", "1",
+    result = _run_cli("train", "--data", str(tiny_store), "--data", str(real), "--out", str(output), "--epochs", "1",
                       "--batch-size", "48", "--val-fraction", "0.34", "--threads", "1")
     assert result.returncode == 0, result.stderr
     assert "epoch 1" in result.stderr + result.stdout
     assert load_recogniser(output).elements == list(ELEMENTS)
+    config = json.loads((output / "config.json").read_text())
+    assert config["training"]["samples"] == 96 + 32 and config["training"]["data"] == "tiny.zarr, real.zarr"
+    # the last chunk of each (32 and 16; a real-acquisition window almost wholly off the grid is not read)
+    assert 32 < config["training"]["validation_samples"] <= 32 + 16
+    shares = [zarr.open_group(str(path), mode="r").attrs["composition_share"] for path in (tiny_store, real)]
+    assert config["composition_share"]["O"] == pytest.approx((96 * shares[0]["O"] + 32 * shares[1]["O"]) / 128)
+    dispersion = np.concatenate([zarr.open_group(str(path), mode="r")["dispersion"][:] for path in (tiny_store, real)])
+    assert config["dispersion_range_eV"] == pytest.approx([dispersion.min(), dispersion.max()], rel=1e-3)
 
 
 # --- save / load --------------------------------------------------------------------------------

@@ -140,23 +140,80 @@ class TrainingStore:
             yield self.read_chunk(start)
 
 
+ChunkKey = tuple[int, int]  # (store, first sample of the chunk)
+
+
+class TrainingStores:
+    """One or more training stores read as one training set, chunk by chunk (``synth`` stores of different draws,
+    e.g. the default ones beside ``--real-acquisitions``).
+
+    Parameters
+    ----------
+    paths
+        Stores written by ``eelsbatch synth``.
+    elements, grid, downsampling, sector_marks
+        As for :class:`TrainingStore`.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], elements: list[str], grid: ModelGrid, downsampling: int,
+                 sector_marks: bool = True) -> None:
+        self.stores = [TrainingStore(path, elements, grid, downsampling, sector_marks) for path in paths]
+        self.size = sum(store.size for store in self.stores)
+        self.chunk = max(store.chunk for store in self.stores)
+
+    @property
+    def composition_share(self) -> dict[str, float]:
+        """Each element's share of the compositions over all the stores (weighed by their sizes); empty where a
+        store does not record it, since the training prior is then unknown."""
+        if not all(store.composition_share for store in self.stores):
+            return {}
+        return {element: sum(store.size * store.composition_share.get(element, 0.0) for store in self.stores) / self.size
+                for element in self.stores[0].elements}
+
+    def dispersion_range(self) -> list[float]:
+        """Smallest and largest dispersion of all the stores' spectra in eV/channel."""
+        ranges = np.array([store.dispersion_range() for store in self.stores])
+        return [float(ranges[:, 0].min()), float(ranges[:, 1].max())]
+
+    def split(self, validation_fraction: float) -> tuple[list[ChunkKey], list[ChunkKey]]:
+        """Training and validation chunks: the last ``validation_fraction`` of each store's chunks (at least one) for
+        validation, so that every kind of draw is validated."""
+        training, validation = [], []
+        for index, store in enumerate(self.stores):
+            keys = [(index, start) for start in store.chunk_starts()]
+            held = max(1, int(round(len(keys) * validation_fraction)))
+            training += keys[:-held]
+            validation += keys[-held:]
+        return training, validation
+
+    def read_chunk(self, key: ChunkKey, shuffle_seed: Sequence[int] | None = None) -> Batch:
+        """The chunk ``key``, its samples shuffled by ``shuffle_seed`` where given."""
+        store, start = key
+        return self.stores[store].read_chunk(start, shuffle_seed)
+
+    def batches(self, keys: list[ChunkKey]) -> Iterator[Batch]:
+        """Chunks in the given order, unshuffled."""
+        for key in keys:
+            yield self.read_chunk(key)
+
+
 class _Chunks(Dataset):
-    """Map-style view of a store: key ``(start, shuffle_seed)`` -> that chunk, shuffled."""
+    """Map-style view of the stores: key ``(chunk key, shuffle_seed)`` -> that chunk, shuffled."""
 
-    def __init__(self, store: TrainingStore) -> None:
-        self.store = store
+    def __init__(self, stores: TrainingStores) -> None:
+        self.stores = stores
 
-    def __getitem__(self, key: tuple[int, tuple[int, ...]]) -> Batch:
-        return self.store.read_chunk(*key)
+    def __getitem__(self, key: tuple[ChunkKey, tuple[int, ...]]) -> Batch:
+        return self.stores.read_chunk(*key)
 
 
 class _Order(Sampler):
     """The keys of the current epoch, set before each pass (so that loader processes live across epochs)."""
 
     def __init__(self) -> None:
-        self.keys: list[tuple[int, tuple[int, ...]]] = []
+        self.keys: list[tuple[ChunkKey, tuple[int, ...]]] = []
 
-    def __iter__(self) -> Iterator[tuple[int, tuple[int, ...]]]:
+    def __iter__(self) -> Iterator[tuple[ChunkKey, tuple[int, ...]]]:
         return iter(self.keys)
 
     def __len__(self) -> int:
@@ -175,10 +232,10 @@ class ShuffledChunks:
 
     Parameters
     ----------
-    store
-        The training store.
-    starts
-        First samples of the training chunks.
+    stores
+        The training stores.
+    keys
+        The training chunks.
     per_epoch
         Chunks drawn (without replacement) per epoch.
     seed
@@ -187,11 +244,11 @@ class ShuffledChunks:
         Loader processes reading chunks ahead of the training step (0: read in this process, in turn).
     """
 
-    def __init__(self, store: TrainingStore, starts: list[int], per_epoch: int, seed: int, workers: int = 0) -> None:
-        self.starts, self.per_epoch, self.seed = list(starts), per_epoch, seed
+    def __init__(self, stores: TrainingStores, keys: list[ChunkKey], per_epoch: int, seed: int, workers: int = 0) -> None:
+        self.keys, self.per_epoch, self.seed = list(keys), per_epoch, seed
         self._order = _Order()
         self._loader = DataLoader(
-            _Chunks(store), batch_size=None, sampler=self._order, num_workers=workers, collate_fn=_as_is,
+            _Chunks(stores), batch_size=None, sampler=self._order, num_workers=workers, collate_fn=_as_is,
             persistent_workers=workers > 0, prefetch_factor=2 if workers else None,
             multiprocessing_context="forkserver" if workers else None,  # no fork of Zarr's event-loop thread
         )
@@ -199,6 +256,6 @@ class ShuffledChunks:
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """The chunks of ``epoch`` (counted from 0)."""
         rng = np.random.default_rng([self.seed, epoch])
-        chosen = rng.choice(self.starts, self.per_epoch, replace=False)
-        self._order.keys = [(int(start), (self.seed, epoch, int(start))) for start in chosen]
+        chosen = [self.keys[i] for i in rng.choice(len(self.keys), self.per_epoch, replace=False)]
+        self._order.keys = [(key, (self.seed, epoch, *key)) for key in chosen]
         return iter(self._loader)

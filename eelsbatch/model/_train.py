@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from eelsbatch.errors import EelsbatchError, InputError
-from eelsbatch.model._data import Batch, ShuffledChunks, TrainingStore
+from eelsbatch.model._data import Batch, ChunkKey, ShuffledChunks, TrainingStores
 from eelsbatch.model._grid import ModelGrid
 from eelsbatch.model._metrics import THRESHOLD_FLOOR, exact_match, false_alarm_threshold, fit_temperature, scored_entries
 from eelsbatch.model._network import EdgeNet
@@ -71,12 +72,12 @@ def initial_network(elements: list[str], grid: ModelGrid, init_from: str | Path 
         raise InputError(init_from, str(error)) from None
 
 
-def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validation_logits(recogniser: Recogniser, stores: TrainingStores, keys: list[ChunkKey]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Presence logits, detectable targets and present elements on the validation chunks."""
     logits, targets, present = [], [], []
     recogniser.network.eval()
     with torch.inference_mode():
-        for batch in store.batches(starts):
+        for batch in stores.batches(keys):
             for i in range(0, len(batch.inputs), 1024):
                 presence, _ = recogniser.network(torch.from_numpy(batch.inputs[i : i + 1024]).to(recogniser.device))
                 logits.append(presence.float().cpu().numpy())
@@ -86,7 +87,7 @@ def validation_logits(recogniser: Recogniser, store: TrainingStore, starts: list
 
 
 def train(
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     output: str | Path,
     elements: list[str],
     epochs: int = 6,
@@ -108,7 +109,7 @@ def train(
     Parameters
     ----------
     data
-        Training store from ``eelsbatch synth``.
+        Training store from ``eelsbatch synth``, or several read as one (:class:`~eelsbatch.model._data.TrainingStores`).
     output
         Model folder (``models/NAME``).
     elements
@@ -116,7 +117,7 @@ def train(
     epochs, batch_size, learning_rate
         Optimisation schedule (AdamW, one-cycle learning rate).
     validation_fraction
-        Share of the store's chunks held out for validation and calibration.
+        Share of each store's chunks held out for validation and calibration.
     resume
         Continue from ``output/checkpoint.pt``.
     seed
@@ -148,14 +149,13 @@ def train(
     device = _device()
     grid = ModelGrid()
     network = initial_network(list(elements), grid, init_from, sizes).to(device)
-    store = TrainingStore(data, elements, grid, network.downsampling, network.reads_sector_marks)
-    starts = store.chunk_starts()
-    n_validation = max(1, int(round(len(starts) * validation_fraction)))
-    train_starts, validation_starts = starts[:-n_validation], starts[-n_validation:]
-    per_epoch = len(train_starts) if chunks_per_epoch is None else max(1, min(chunks_per_epoch, len(train_starts)))
-    steps_per_epoch = per_epoch * -(-store.chunk // batch_size)
+    paths = [data] if isinstance(data, (str, Path)) else list(data)
+    stores = TrainingStores(paths, elements, grid, network.downsampling, network.reads_sector_marks)
+    train_keys, validation_keys = stores.split(validation_fraction)
+    per_epoch = len(train_keys) if chunks_per_epoch is None else max(1, min(chunks_per_epoch, len(train_keys)))
+    steps_per_epoch = per_epoch * -(-stores.chunk // batch_size)
     workers = default_loader_workers(device) if loader_workers is None else loader_workers
-    chunks = ShuffledChunks(store, train_starts, per_epoch, seed, workers)
+    chunks = ShuffledChunks(stores, train_keys, per_epoch, seed, workers)
     optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=epochs * steps_per_epoch)
     first_epoch, history = 0, []
@@ -189,7 +189,7 @@ def train(
                 progress.update()
                 progress.set_postfix(presence=f"{presence_loss.item():.4f}", onset=f"{onset_loss.item():.3f}")
         progress.close()
-        validation = validation_logits(recogniser, store, validation_starts)
+        validation = validation_logits(recogniser, stores, validation_keys)
         logits, targets, present = validation
         accuracy = exact_match(1 / (1 + np.exp(-logits)) > 0.5, targets, present)
         history.append({"epoch": epoch + 1, "validation_exact_match": accuracy, "seconds": time.time() - started})
@@ -197,16 +197,16 @@ def train(
         torch.save({"network": network.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                     "epoch": epoch + 1, "history": history}, checkpoint)
     if validation is None:  # resumed after the last epoch: nothing was validated in this run
-        validation = validation_logits(recogniser, store, validation_starts)
+        validation = validation_logits(recogniser, stores, validation_keys)
     logits, targets, present = validation
     recogniser.temperature = fit_temperature(logits, targets, scored=scored_entries(targets, present))
     edge_free = int((~present.any(axis=1)).sum())
     recogniser.threshold = false_alarm_threshold(1 / (1 + np.exp(-logits / recogniser.temperature)), present, false_alarm_rate,
                                                  coincident=recogniser.coincident)
     # the training prior of each element, which real specimens' priors are weighed against (Recogniser.prior_ratio)
-    prior = {COMPOSITION_SHARE: store.composition_share} if store.composition_share else {}
-    recogniser.save(output, **prior, **{DISPERSION_RANGE: store.dispersion_range()}, training={
-        "data": str(Path(data).resolve().name), "samples": store.size, "validation_samples": int(len(targets)),
+    prior = {COMPOSITION_SHARE: stores.composition_share} if stores.composition_share else {}
+    recogniser.save(output, **prior, **{DISPERSION_RANGE: stores.dispersion_range()}, training={
+        "data": ", ".join(Path(path).resolve().name for path in paths), "samples": stores.size, "validation_samples": int(len(targets)),
         "epochs": epochs, "chunks_per_epoch": per_epoch, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
         "device": str(device), "loader_workers": workers, "history": history,
         "initialised_from": None if init_from is None else Path(init_from).name,
