@@ -42,6 +42,7 @@ from eelsbatch.model._metrics import correct_sets
 from eelsbatch.readout import boundary_channels
 from eelsbatch.synth import Quality, generate, spectrum_image
 from eelsbatch.synth._forward import SECTOR_GAIN
+from eelsbatch.synth._store import PRESENT_RULE, PRESENT_RULE_ATTR
 
 RESULTS = Path(__file__).parent / "results"
 TEST_SEED, TEST_SIZE = 20261125, 10_000
@@ -52,9 +53,11 @@ DEFAULT_INSTRUMENT = Path(__file__).resolve().parents[1].parent / "shared" / "da
 
 
 def test_store() -> Path:
-    """The held-out test store, written by ``eelsbatch synth`` on first use (again where an older one lacks a label)."""
+    """The held-out test store, written by ``eelsbatch synth`` on first use (again where an older one lacks a label
+    or labels by another rule)."""
     path = RESULTS / f"test-{TEST_SEED}.zarr"
-    if not path.exists() or "observer_z" not in zarr.open_group(str(path), mode="r"):
+    group = zarr.open_group(str(path), mode="r") if path.exists() else None
+    if group is None or "observer_z" not in group or group.attrs.get(PRESENT_RULE_ATTR) != PRESENT_RULE:
         subprocess.run([sys.executable, "-m", "eelsbatch.cli", "synth", str(path), "--n", str(TEST_SIZE),
                         "--seed", str(TEST_SEED), "--overwrite"], check=True)
     return path

@@ -323,5 +323,6 @@ def test_real_acquisitions_is_a_knob_the_other_knobs_apply_on_top_of(tmp_path: P
     assert "specimen_probability=0.5" in store.attrs["quality"] and "dispersion_range=(0.02, 0.05)" in store.attrs["quality"]
     assert ((store["dispersion"].values >= 0.02) & (store["dispersion"].values <= 0.05)).all()
     assert store.attrs["composition_share"]["O"] > 0.4  # the training prior a model trained on it learns
+    assert "30 eV below" in store.attrs["present_rule"]  # what its labels mean, so that a store labelled otherwise is told apart
     narrow = store["acquired_channels"].values < 2048
     assert narrow.any() and (np.isnan(store["spectrum"].values).any(axis=1) == narrow).all()

@@ -15,9 +15,11 @@ from eelsbatch._version import __version__
 from eelsbatch.edges import load_edge_table
 from eelsbatch.io import COMPLETE_ATTR, KIND_ATTR, atomic_store
 from eelsbatch.synth._elements import ELEMENTS
-from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, ROSE_SNR, Quality, composition_share
+from eelsbatch.synth._forward import BACKGROUND_H, DEFAULT_QUALITY, NEAR_EDGE_EV, ROSE_SNR, Quality, composition_share
 from eelsbatch.synth._generate import PER_CHANNEL, PER_ELEMENT, PER_SAMPLE, check_elements, generate
 
+PRESENT_RULE_ATTR = "present_rule"  # what the ``elements`` (present) label means, recorded with the labels
+PRESENT_RULE = f"a K, L2,3, M4,5 or N4,5 onset inside the acquired window, or less than {NEAR_EDGE_EV:g} eV below its first channel"
 _DTYPES = {"spectrum": np.float32, "onset_label": np.int16, "present": bool, "detectable": bool,
            "snr": np.float32, "observer_z": np.float32, "jump_ratio": np.float32, "spikes": np.int64, "readout_sectors": np.int64,
            "detector_channels": np.int64, "readout_offset": np.int64,
@@ -64,7 +66,7 @@ def training_dataset(
     table = load_edge_table()
     dataset.attrs = {
         "seed": seed, "channels": channels, "eelsbatch_version": __version__, KIND_ATTR: "training_set",
-        COMPLETE_ATTR: False, "detectable_rule": f"present and edge SNR >= {ROSE_SNR} (Rose criterion), SNR = S / sqrt(S + {BACKGROUND_H:g} B + (g B)^2)",
+        COMPLETE_ATTR: False, PRESENT_RULE_ATTR: PRESENT_RULE, "detectable_rule": f"present and edge SNR >= {ROSE_SNR} (Rose criterion), SNR = S / sqrt(S + {BACKGROUND_H:g} B + (g B)^2)",
         "quality": repr(quality), "composition": ",".join(composition or []),
         # each element's share of the compositions drawn: the training prior a model trained here learns
         "composition_share": dict(zip(pool, composition_share(quality, pool, composition).round(5).tolist())),
