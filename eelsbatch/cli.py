@@ -140,6 +140,7 @@ def synth(
     blank_probability: Annotated[Optional[float], typer.Option(help="Share of blank readouts, pixels with no specimen (default: the forward model's, 0.03; a training-set knob).")] = None,
     sector_probability: Annotated[Optional[float], typer.Option(help="Share of spectra read out through 2 or 4 detector ports with their own gains (default: the forward model's, 0.1; a training-set knob).")] = None,
     cropped_probability: Annotated[Optional[float], typer.Option(help="Of those, the share saved cropped from a longer detector axis, their steps off the equal shares (default 0; a training-set knob).")] = None,
+    sector_gain: Annotated[Optional[float], typer.Option(help="Largest gain difference of a readout sector from the first, relative (default: the forward model's, 0.04; a training-set knob).")] = None,
     dispersion_range: Annotated[Optional[str], typer.Option(help="Range of the drawn dispersion in eV/channel, e.g. 0.05,0.4 (default: the model range, 0.05,2; a training-set knob).")] = None,
     real_acquisitions: Annotated[bool, typer.Option("--real-acquisitions", help="Draw the cases of real instruments too: real specimens' compositions, axes off by up to 20 eV, narrow windows, background-subtracted and deconvolved spectra, 0.01-2 eV/channel (a training-set knob; the other knobs apply on top).")] = False,
     preview: Annotated[Optional[Path], typer.Option(help="Also write a PNG of a few spectra with their edges marked.")] = None,
@@ -167,15 +168,15 @@ def synth(
 
     if n < 1:
         raise EelsbatchError(None, f"--n must be a positive number of spectra, not {n}")
-    shares = {name: value for name, value in {"blank_probability": blank_probability, "sector_probability": sector_probability,
-                                            "cropped_probability": cropped_probability}.items()
+    knobs = {name: value for name, value in {"blank_probability": blank_probability, "sector_probability": sector_probability,
+                                           "cropped_probability": cropped_probability, "sector_gain": sector_gain}.items()
               if value is not None}
-    for name, value in shares.items():
+    for name, value in knobs.items():
         if not 0.0 <= value <= 1.0:
             raise EelsbatchError(None, f"--{name.replace('_', '-')} must lie between 0 and 1, not {value}")
     if dispersion_range is not None:
-        shares["dispersion_range"] = _parse_range(dispersion_range, "--dispersion-range")
-    quality = dataclasses.replace(REAL_ACQUISITIONS if real_acquisitions else DEFAULT_QUALITY, **shares)
+        knobs["dispersion_range"] = _parse_range(dispersion_range, "--dispersion-range")
+    quality = dataclasses.replace(REAL_ACQUISITIONS if real_acquisitions else DEFAULT_QUALITY, **knobs)
     composition = check_elements(_listed(elements)) if elements else None
     window = None
     if energy_offset is not None or dispersion is not None or spectrum_image:

@@ -28,7 +28,7 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
    the beam: a flat stray signal of 0.1 to 20 counts per channel, Gaussian read noise of 1 to 30
    counts rms and a dark offset or its subtraction residual; no element is present.
 7. Readout sectors (10 % of spectra, blank readouts too): the detector is read out through 2 or 4
-   ports whose gains differ by up to 4 %, a step in the counts at the sector boundaries (the middle
+   ports whose gains differ by up to 4 % (``sector_gain``), a step in the counts at the sector boundaries (the middle
    channel, or the quarters) that is not an edge. A share of them (``cropped_probability``, 0 by default)
    was saved cropped from a longer detector axis (``detector_channels``, from channel ``readout_offset``),
    so that their steps fall where the saved axis's equal shares do not.
@@ -99,6 +99,7 @@ class Quality:
     blank_probability: float = 0.03
     sector_probability: float = 0.1
     cropped_probability: float = 0.0  # of the spectra read out through several ports: saved cropped, steps off the equal shares
+    sector_gain: float = 0.04  # largest gain difference of a sector from the first, relative
     dispersion_range: tuple[float, float] = DISPERSION_RANGE_EV  # eV/ch, drawn log-uniform
     background_exponent: tuple[float, float] = (2.0, 5.0)  # r of the power-law background A E^-r, drawn uniform
     # shares of the real-acquisition cases (step 8); 0 by default, so that the default draws stay as they were
@@ -115,7 +116,7 @@ REAL_ACQUISITIONS = Quality(specimen_probability=0.5, miscalibrated_probability=
                             subtracted_probability=0.15, thickness=(0.05, 2.5), dispersion_range=(0.01, 2.0))
 STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
                  sector_probability=0.0)
-SECTOR_GAIN = 0.04  # largest gain difference of a sector from the first, relative
+SECTOR_GAIN = DEFAULT_QUALITY.sector_gain  # the default draws' largest gain difference of a sector, relative
 
 
 simulated_edges = family_edges  # the element's edges grouped by simulated family, lowest onset first
@@ -461,7 +462,7 @@ def simulate(
     sectors, detector_channels, readout_offset = 1, channels, 0
     if rng.random() < quality.sector_probability:  # drawn last, likewise
         sectors = int(READOUT_SECTORS[rng.integers(len(READOUT_SECTORS))])
-        gains = np.concatenate([[1.0], 1.0 + rng.uniform(-SECTOR_GAIN, SECTOR_GAIN, sectors - 1)])
+        gains = np.concatenate([[1.0], 1.0 + rng.uniform(-quality.sector_gain, quality.sector_gain, sectors - 1)])
         if quality.cropped_probability and rng.random() < quality.cropped_probability:  # saved from a longer detector axis
             detector_channels = channels + int(rng.integers(1, channels + 1))
             readout_offset = int(rng.integers(0, detector_channels - channels + 1))
