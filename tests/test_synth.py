@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,21 @@ def test_blank_readouts_carry_no_element_and_leave_the_other_draws_alone() -> No
         assert specimen["present"].any() and specimen["dose"] == blank["dose"]  # same draws up to the blank one
     share = np.mean([simulate(np.random.default_rng([8, i]), 256)["present"].any() for i in range(300)])
     assert 0.75 < share < 0.95  # 10 % drawn with no element, 3 % blank, a few with no edge in the window
+
+
+def test_blank_readouts_of_real_acquisitions_reach_the_levels_of_real_noise_only_images() -> None:
+    """Real noise-only images hold a flat 100 counts per channel: the real-acquisition blanks reach that, the default
+    draws keep their 0.1-20."""
+    from eelsbatch.synth._forward import REAL_ACQUISITIONS
+
+    def levels(quality: Quality) -> np.ndarray:
+        blank = dataclasses.replace(quality, blank_probability=1.0, sector_probability=0.0)
+        return np.array([simulate(np.random.default_rng([12, i]), 256, ["O"], (450.0, 0.5), blank)["expected"][0]
+                         for i in range(200)])
+
+    default, real = levels(Quality()), levels(REAL_ACQUISITIONS)
+    assert 0.1 <= default.min() and default.max() <= 20.0
+    assert 0.1 <= real.min() and real.max() <= 10 ** 2.5 and (real > 100.0).sum() > 10
 
 
 @pytest.mark.parametrize("largest_gain", [0.04, 0.08])

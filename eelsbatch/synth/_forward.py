@@ -25,8 +25,9 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
    noise, Gaussian read noise (0 to 5 counts rms), dark offset (0 to 100 counts, or dark-subtracted),
    and occasional spikes (3 % of spectra).
 6. Blank readouts (3 % of spectra): vacuum or beam-blanked pixels of a spectrum image, no specimen in
-   the beam: a flat stray signal of 0.1 to 20 counts per channel, Gaussian read noise of 1 to 30
-   counts rms and a dark offset or its subtraction residual; no element is present.
+   the beam: a flat stray signal of 0.1 to 20 counts per channel (``blank_log_level``; to 300 in real
+   acquisitions), Gaussian read noise of 1 to 30 counts rms and a dark offset or its subtraction residual; no
+   element is present.
 7. Readout sectors (10 % of spectra, blank readouts too): the detector is read out through 2 or 4
    ports whose gains differ by up to 4 % (``sector_gain``), a step in the counts at the sector boundaries (the middle
    channel, or the quarters) that is not an edge. A share of them (``cropped_probability``, 0 by default)
@@ -100,6 +101,7 @@ class Quality:
     sector_probability: float = 0.1
     cropped_probability: float = 0.0  # of the spectra read out through several ports: saved cropped, steps off the equal shares
     sector_gain: float = 0.04  # largest gain difference of a sector from the first, relative
+    blank_log_level: tuple[float, float] = (-1.0, 1.3)  # log10 of a blank readout's flat stray counts per channel, drawn uniform
     dispersion_range: tuple[float, float] = DISPERSION_RANGE_EV  # eV/ch, drawn log-uniform
     background_exponent: tuple[float, float] = (2.0, 5.0)  # r of the power-law background A E^-r, drawn uniform
     # shares of the real-acquisition cases (step 8); 0 by default, so that the default draws stay as they were
@@ -112,8 +114,10 @@ class Quality:
 
 DEFAULT_QUALITY = Quality()
 # the training distribution of spectra as real instruments record them (step 8), beside the default draws
+# (real noise-only images hold a flat 100 counts per channel, above the default blank_log_level)
 REAL_ACQUISITIONS = Quality(specimen_probability=0.5, miscalibrated_probability=0.4, narrow_probability=0.25,
-                            subtracted_probability=0.15, thickness=(0.05, 2.5), dispersion_range=(0.01, 2.0))
+                            subtracted_probability=0.15, thickness=(0.05, 2.5), dispersion_range=(0.01, 2.0),
+                            blank_log_level=(-1.0, 2.5))
 STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
                  sector_probability=0.0)
 SECTOR_GAIN = DEFAULT_QUALITY.sector_gain  # the default draws' largest gain difference of a sector, relative
@@ -325,9 +329,10 @@ def _low_loss_kernel(rng: np.random.Generator, dispersion: float, max_loss: floa
     return kernel / kernel.sum(), {"thickness": thickness if plural else 0.0, "plasmon_energy": plasmon, "resolution": fwhm}
 
 
-def _blank_readout(rng: np.random.Generator, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and detected counts of a pixel with no specimen in the beam (step 6)."""
-    expected = np.full(channels, 10 ** rng.uniform(-1.0, 1.3))
+def _blank_readout(rng: np.random.Generator, channels: int, log_level: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and detected counts of a pixel with no specimen in the beam (step 6), the log10 of its flat level uniform in
+    ``log_level``."""
+    expected = np.full(channels, 10 ** rng.uniform(*log_level))
     offset = rng.uniform(0.0, 100.0) if rng.random() < 0.5 else rng.normal(0.0, 3.0)
     counts = rng.poisson(expected) + rng.normal(0.0, rng.uniform(1.0, 30.0), channels) + offset
     return expected, counts
@@ -457,7 +462,7 @@ def simulate(
         counts[rng.integers(0, channels, spikes)] += rng.uniform(5.0, 50.0) * expected.max()
     blank = rng.random() < quality.blank_probability  # drawn after the specimen: the other draws do not depend on it
     if blank:
-        expected, counts = _blank_readout(rng, channels)
+        expected, counts = _blank_readout(rng, channels, quality.blank_log_level)
         present[:], snr[:], significance[:], jump[:], onset_label[:] = False, 0.0, 0.0, 0.0, -1
     sectors, detector_channels, readout_offset = 1, channels, 0
     if rng.random() < quality.sector_probability:  # drawn last, likewise
