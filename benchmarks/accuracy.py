@@ -58,6 +58,7 @@ def test_store() -> Path:
     path = RESULTS / f"test-{TEST_SEED}.zarr"
     group = zarr.open_group(str(path), mode="r") if path.exists() else None
     if group is None or "observer_z" not in group or group.attrs.get(PRESENT_RULE_ATTR) != PRESENT_RULE:
+        RESULTS.mkdir(exist_ok=True)
         subprocess.run([sys.executable, "-m", "eelsbatch.cli", "synth", str(path), "--n", str(TEST_SIZE),
                         "--seed", str(TEST_SEED), "--overwrite"], check=True)
     return path
@@ -222,7 +223,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5_000, help="One-port spectra given an off-layout step.")
     parser.add_argument("--instrument", type=Path, default=DEFAULT_INSTRUMENT)
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
     store = test_store()
     results, correct = {}, {}
     for model in [args.model] + ([args.baseline] if args.baseline else []):
