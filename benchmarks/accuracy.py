@@ -40,8 +40,7 @@ from eelsbatch.model import SHIPPED_MODEL, Recogniser, load_recogniser
 from eelsbatch.model._evaluate import CLEAR_Z, LOW_ONSET_EV, evaluate_store, predict_store
 from eelsbatch.model._metrics import correct_sets
 from eelsbatch.readout import boundary_channels
-from eelsbatch.synth import Quality, generate, spectrum_image
-from eelsbatch.synth._forward import SECTOR_GAIN
+from eelsbatch.synth import DEFAULT_QUALITY, Quality, generate, spectrum_image
 from eelsbatch.synth._store import PRESENT_RULE, PRESENT_RULE_ATTR
 
 RESULTS = Path(__file__).parent / "results"
@@ -106,7 +105,7 @@ def off_layout_step(recogniser: Recogniser, n: int) -> dict:
     allowed = np.flatnonzero(np.abs(np.arange(channels)[:, None] - marks[None]).min(axis=1) >= STEP_CLEARANCE)
     allowed = allowed[(allowed >= 128) & (allowed < channels - 128)]
     step = rng.choice(allowed, len(counts))
-    gain = 1 + rng.uniform(-SECTOR_GAIN, SECTOR_GAIN, len(counts))
+    gain = 1 + rng.uniform(-DEFAULT_QUALITY.sector_gain, DEFAULT_QUALITY.sector_gain, len(counts))
     stepped = np.where(np.arange(channels)[None] >= step[:, None], counts * gain[:, None], counts).astype(np.float32)
     own = np.concatenate([recogniser.predict(stepped[i : i + 1], energy[i], sector_starts=[int(step[i])])["probability"]
                           for i in range(len(counts))])

@@ -120,7 +120,6 @@ REAL_ACQUISITIONS = Quality(specimen_probability=0.5, miscalibrated_probability=
                             blank_log_level=(-1.0, 2.5))
 STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
                  sector_probability=0.0)
-SECTOR_GAIN = DEFAULT_QUALITY.sector_gain  # the default draws' largest gain difference of a sector, relative
 
 
 simulated_edges = family_edges  # the element's edges grouped by simulated family, lowest onset first
