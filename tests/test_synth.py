@@ -289,13 +289,54 @@ def test_the_store_records_the_share_of_each_element_in_its_compositions() -> No
     for draw, quality in ((draw_composition, DEFAULT_QUALITY), (draw_specimen, Quality(specimen_probability=1.0))):
         counts = np.zeros(len(ELEMENTS))
         for _ in range(20000):
-            counts[[index[element] for element in draw(rng)]] += 1
+            counts[[index[element] for element in draw(rng) if element in index]] += 1
         np.testing.assert_allclose(counts / 20000, composition_share(quality), atol=0.012)
     np.testing.assert_allclose(composition_share(Quality(specimen_probability=1.0)), specimen_share(ELEMENTS))
     real = composition_share(REAL_ACQUISITIONS)
     assert real[index["O"]] > 0.4 > composition_share(DEFAULT_QUALITY)[index["O"]]  # O in most real specimens
     np.testing.assert_array_equal(composition_share(DEFAULT_QUALITY, composition=["Fe", "O"]) > 0,
                                   [element in ("Fe", "O") for element in ELEMENTS])
+
+
+def test_lithium_battery_specimens_carry_an_unlabelled_li_k_edge_beyond_the_four_listed_elements() -> None:
+    """NMC (Li, Ni, Mn, Co, O): Li is drawn after the four listed elements; in Li4Ti5O12 its K edge (55 eV) is in the counts,
+    but no label names it; a specimen without Li draws none."""
+    from eelsbatch.specimens import UNLISTED
+    from eelsbatch.synth._elements import ELEMENTS
+    from eelsbatch.synth._forward import draw_specimen
+
+    assert not UNLISTED & set(ELEMENTS)
+    rng = np.random.default_rng(18)
+    drawn = [draw_specimen(rng) for _ in range(3000)]
+    with_li = [c for c in drawn if "Li" in c]
+    assert 0.03 < len(with_li) / len(drawn) < 0.2
+    assert all(c[-1] == "Li" and len(c) - 1 <= 4 for c in with_li)
+    assert any(c[:4] == ["Ni", "Mn", "Co", "O"] for c in with_li)
+    quality = Quality(blank_probability=0.0, sector_probability=0.0, spike_probability=0.0, log_jump_minus_one=(0.3, 0.7),
+                      log_dose=(5.0, 5.5), thickness=(0.1, 0.2))
+    energy = 40.0 + 0.05 * np.arange(1024)
+    below, above = (energy > 48) & (energy < 53), (energy > 57) & (energy < 62)
+    for composition in (["Ti", "O", "Li"], ["Ti", "O"]):
+        sample = simulate(np.random.default_rng(3), 1024, composition, (40.0, 0.05), quality)
+        step = sample["expected"][above].mean() / sample["expected"][below].mean()
+        assert not sample["present"].any()  # Ti L2,3 and O K far above the window
+        assert (step > 1.0) == ("Li" in composition), (composition, step)  # the power law falls; Li K raises it
+
+
+def test_light_l23_edges_drawn_as_measured_have_threshold_peaks_above_their_continuum() -> None:
+    """Si L2,3 (99 eV): as measured, the first 9 eV peak at several times the continuum just beyond; the default shape
+    (a short delayed rise) does not."""
+    from eelsbatch.synth._forward import _light_l23_shape, _shape
+
+    energy = np.arange(80.0, 250.0, 0.1)
+    near, beyond = (energy >= 99) & (energy <= 108), (energy >= 109) & (energy <= 112)
+
+    def ratios(shape) -> np.ndarray:
+        profiles = [shape(np.random.default_rng(k)) for k in range(200)]
+        return np.array([p[near].max() / p[beyond].mean() for p in profiles])
+
+    assert np.median(ratios(lambda rng: _light_l23_shape(energy, [99.0, 99.6], rng))) > 3.0
+    assert np.percentile(ratios(lambda rng: _shape("L2,3", 14, energy, [99.0, 99.6], rng)), 95) < 2.0
 
 
 def test_the_recorded_share_of_a_pool_with_no_real_specimen_is_that_of_the_default_draw_it_falls_back_to() -> None:

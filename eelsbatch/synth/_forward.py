@@ -35,14 +35,16 @@ at ``dispersion`` eV/ch, log-uniform in 0.05 to 2) in these steps, each a physic
    so that their steps fall where the saved axis's equal shares do not.
 8. Real acquisitions (shares in :class:`Quality`, 0 by default; ``REAL_ACQUISITIONS`` for training): compositions of
    common real specimens (:data:`~eelsbatch.specimens.REAL_SPECIMENS`: oxides, nitrides, carbides, metals,
-   perovskites, battery materials, minerals; O in most, carbon support or contamination in some); an energy axis
+   perovskites, battery materials, minerals; O in most, carbon support or contamination in some; the Li K edge of
+   lithium battery materials drawn but not labelled, as no recogniser names Li); an energy axis
    off by up to ``MISCALIBRATION_EV`` (offset uniform, plus a dispersion error that moves the far end of the window
    by up to ``MISCALIBRATION_STRETCH_EV`` more, up to 3 %); a narrow saved window (``NARROW_WIDTH_EV``, at least
    ``NARROW_MIN_CHANNELS`` channels) placed from just before to well before an edge, the detector's other channels
    not acquired (NaN); the background subtracted by the spectrum's author (the power law and the tails of lower
    edges, fitted before the first edge and extrapolated with an exponent up to ``SUBTRACTION_EXPONENT_ERROR`` off,
    and the dark level; a pre-edge near zero with negative counts, a residual slope beyond it), half of those also
-   deconvolved (no plural scattering); and thicker specimens.
+   deconvolved (no plural scattering); thicker specimens; and the L2,3 edges of Na to Cl drawn as measured, sharp
+   threshold peaks over a delayed continuum (``light_l23_peaks_probability``, :func:`_light_l23_shape`).
 
 Labels: ``present`` (element has a K, L2,3, M4,5 or N4,5 onset inside the acquired window, or within ``NEAR_EDGE_EV``
 below its first channel, where the edge's near-edge structure is in the window though its onset is not),
@@ -66,7 +68,7 @@ from scipy.signal import fftconvolve
 from eelsbatch.acquisition import DISPERSION_RANGE_EV
 from eelsbatch.edges import CHEMICAL_SHIFT_EV, MAJOR_FAMILIES, PROFILE_KINDS, ROSE_SNR, SHOWN_FAMILIES, family_edges, profile_kinds
 from eelsbatch.readout import READOUT_SECTORS, sector_starts
-from eelsbatch.specimens import CARBON_PROBABILITY, MAX_ELEMENTS, OTHER_PROBABILITY, specimen_share, specimens_of
+from eelsbatch.specimens import CARBON_PROBABILITY, MAX_ELEMENTS, OTHER_PROBABILITY, UNLISTED, listed, specimen_share, specimens_of
 from eelsbatch.synth._elements import ELEMENTS, MATERIAL_SYSTEMS
 
 # the families drawn (those that show in a spectrum) and the height of their edges relative to the element's K;
@@ -77,6 +79,8 @@ SNR_WINDOW_EV = 50.0
 NEAR_EDGE_EV = 30.0  # an onset this far below the saved window leaves its near-edge structure (step 3) in the window
 OBSERVER_PRE_EDGE_EV = 50.0  # span below an onset over which the ideal observer fits the background (observer_z)
 TABLE_LOW_EV, TABLE_HIGH_EV = 50.0, 3000.0
+LIGHT_L23_Z = (11, 17)  # Na to Cl: L2,3 edges with threshold peaks over a delayed continuum (_light_l23_shape)
+LIGHT_L23_DELAY_EV = (10.0, 60.0)
 MISCALIBRATION_EV = 20.0  # energy-axis offset of a miscalibrated spectrum, drawn uniform within +-this
 MISCALIBRATION_STRETCH_EV = 10.0  # and the most its dispersion error moves the window's far end
 MISCALIBRATION_SCALE = 0.03  # largest dispersion error of a miscalibrated spectrum, relative
@@ -109,6 +113,7 @@ class Quality:
     miscalibrated_probability: float = 0.0  # energy axis off by up to MISCALIBRATION_EV (offset and dispersion error)
     narrow_probability: float = 0.0  # saved window cut to NARROW_WIDTH_EV around an edge, the rest not acquired
     subtracted_probability: float = 0.0  # background subtracted by the author (half of them deconvolved too)
+    light_l23_peaks_probability: float = 0.0  # L2,3 edges of Na to Cl drawn as measured: threshold peaks, delayed continuum
     thickness: tuple[float, float] = (0.1, 1.5)  # t / lambda, drawn uniform
 
 
@@ -117,7 +122,7 @@ DEFAULT_QUALITY = Quality()
 # (real noise-only images hold a flat 100 counts per channel, above the default blank_log_level)
 REAL_ACQUISITIONS = Quality(specimen_probability=0.5, miscalibrated_probability=0.4, narrow_probability=0.25,
                             subtracted_probability=0.15, thickness=(0.05, 2.5), dispersion_range=(0.01, 2.0),
-                            blank_log_level=(-1.0, 2.5))
+                            blank_log_level=(-1.0, 2.5), light_l23_peaks_probability=0.5)
 STRONG = Quality(log_jump_minus_one=(-0.5, 0.3), log_dose=(4.0, 5.0), spike_probability=0.0, blank_probability=0.0,
                  sector_probability=0.0)
 
@@ -204,16 +209,19 @@ def draw_composition(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -
 
 def draw_specimen(rng: np.random.Generator, pool: Sequence[str] = ELEMENTS) -> list[str]:
     """1 to 4 elements of a common real specimen (:data:`~eelsbatch.specimens.REAL_SPECIMENS`), with carbon beside it
-    in some (``CARBON_PROBABILITY``: support film, contamination) and another element in a few (``OTHER_PROBABILITY``)."""
+    in some (``CARBON_PROBABILITY``: support film, contamination) and another element in a few (``OTHER_PROBABILITY``);
+    the specimen's :data:`~eelsbatch.specimens.UNLISTED` elements (Li) after them, beyond the 4: their edges are drawn,
+    not labelled."""
     specimens = specimens_of(pool)
     if not specimens:  # a pool of none of them (synth --elements): the default draw
         return draw_composition(rng, pool)
-    chosen = list(specimens[rng.integers(len(specimens))])
+    specimen = specimens[rng.integers(len(specimens))]
+    chosen = listed(specimen)
     if "C" in pool and rng.random() < CARBON_PROBABILITY:
         chosen.append("C")
     if rng.random() < OTHER_PROBABILITY:
         chosen.append(str(pool[rng.integers(len(pool))]))
-    return list(dict.fromkeys(chosen))[:MAX_ELEMENTS]
+    return list(dict.fromkeys(chosen))[:MAX_ELEMENTS] + [element for element in specimen if element in UNLISTED]
 
 
 def composition_share(quality: Quality, pool: Sequence[str] = ELEMENTS, composition: Sequence[str] | None = None) -> np.ndarray:
@@ -304,6 +312,23 @@ def _shape(family: str, z: int, energy: np.ndarray, onsets: list[float], rng: np
             profile += weight * height * np.exp(-0.5 * ((energy - onset - 1.0) / width) ** 2)
     for _ in range(rng.integers(0, 5)):  # near-edge fine structure
         centre, width, height = onsets[0] + rng.uniform(1.0, 30.0), rng.uniform(0.8, 5.0), rng.uniform(0.0, 0.4)
+        profile += height * np.exp(-0.5 * ((energy - centre) / width) ** 2)
+    return profile
+
+
+def _light_l23_shape(energy: np.ndarray, onsets: list[float], rng: np.random.Generator) -> np.ndarray:
+    """A measured-like L2,3 edge of Na to Cl (unit continuum step): sharp threshold peaks a few eV above the onset, up to
+    three times the continuum, over a continuum that rises only 10 to 60 eV later (the delayed maximum of the d-like
+    final states). The L2,3 edges of Al, Si and P in their oxides and of Si in the element look so in the EELS Atlas
+    (C. C. Ahn and O. L. Krivanek, Gatan and Arizona State University, 1983) and in Egerton (2011), section 3.8: the
+    threshold peaks are far stronger than the step.
+    """
+    onset = onsets[0]
+    x = np.clip(energy - onset, 0.0, None)
+    delay = rng.uniform(*LIGHT_L23_DELAY_EV)
+    profile = np.where(energy >= onset, 1.0 - np.exp(-x / delay), 0.0) * (np.maximum(energy, onset) / onset) ** -rng.uniform(2.0, 4.0)
+    for _ in range(rng.integers(1, 4)):
+        centre, width, height = onset + rng.uniform(0.5, 8.0), rng.uniform(0.7, 3.0), rng.uniform(0.5, 3.0)
         profile += height * np.exp(-0.5 * ((energy - centre) / width) ** 2)
     return profile
 
@@ -415,7 +440,8 @@ def simulate(
         first = onsets[0]
         below = np.interp(first, energy, core) if first >= energy[0] else dose * (max(first, 1.0) / window_low) ** -exponent
         height = jump_minus_one * SIMULATED_FAMILIES[family] * below
-        signal = height * _shape(family, edges[0].Z, energy, onsets, rng)
+        peaks = family == "L2,3" and LIGHT_L23_Z[0] <= edges[0].Z <= LIGHT_L23_Z[1] and _drawn(rng, quality.light_l23_peaks_probability)
+        signal = height * (_light_l23_shape(energy, onsets, rng) if peaks else _shape(family, edges[0].Z, energy, onsets, rng))
         core += signal
         edge_signals[element] += signal
         if first < saved_low:
